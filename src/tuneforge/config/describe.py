@@ -1,0 +1,69 @@
+"""``tuneforge config show``: every field of a recipe config with type, default and help."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from tuneforge.errors import TuneforgeError, did_you_mean
+
+
+def _recipes() -> dict[str, type[BaseModel]]:
+    from tuneforge.config.schema import TrainConfig
+
+    return {"train": TrainConfig}
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    text = text or str(annotation)
+    return text.replace("typing.", "").replace("pathlib.", "").replace("NoneType", "None")
+
+
+def _default(field) -> str:
+    if field.default is not PydanticUndefined:
+        return repr(field.default) if field.default is not None else "null"
+    if field.default_factory is not None:
+        value = field.default_factory()
+        return f"{value.name}" if hasattr(value, "name") and isinstance(value, BaseModel) else "(section)"
+    return "required"
+
+
+def describe(recipe: str) -> str:
+    from tuneforge.methods import registry
+
+    recipes = _recipes()
+    if recipe not in recipes:
+        raise TuneforgeError(f'Unknown recipe "{recipe}".{did_you_mean(recipe, recipes)}')
+    lines = [f"# {recipe}: {recipes[recipe].__doc__.strip().splitlines()[0]}", ""]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            if name == "method":
+                lines.append(f"{prefix}{name}  (section; `name:` picks the method)  default: full")
+                lines.append(f"    {field.description}")
+                continue
+            sub = field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) \
+                else None
+            if sub is not None:
+                lines.append(f"{prefix}{name}:  {field.description}")
+                walk(sub, prefix + "  ")
+                continue
+            lines.append(f"{prefix}{name}: {_type_name(field.annotation)} = {_default(field)}")
+            if field.description:
+                lines.append(f"{prefix}    {field.description}")
+
+    walk(recipes[recipe], "")
+    lines.append("")
+    lines.append("# methods (method.name) and their fields")
+    for name, spec in registry().items():
+        lines.append(f"method.name: {name}  - {spec.summary}")
+        for fname, field in spec.config.model_fields.items():
+            if fname == "name":
+                continue
+            lines.append(f"  {fname}: {_type_name(field.annotation)} = {_default(field)}")
+            if field.description:
+                lines.append(f"      {field.description}")
+    return "\n".join(lines)

@@ -1,0 +1,197 @@
+"""Load a recipe config from YAML plus ``a.b=c`` overrides, with errors in the user's words.
+
+pydantic does the validation; this module turns its errors into messages that name the file, the
+line, the key, the bad value and the closest valid key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from tuneforge.errors import TuneforgeError, did_you_mean
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    """The mapping in ``path`` and its YAML node tree (for line numbers in error messages)."""
+    if not path.exists():
+        raise TuneforgeError(f"Config file {path.resolve()} does not exist. Check the path, or see "
+                             "the shipped examples in configs/.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise TuneforgeError(f"{path}{where}: not valid YAML ({problem}). Fix the syntax there; "
+                             "keys and values are written as `key: value`.") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise TuneforgeError(f"{path}: the config must be a mapping of keys (name:, model:, data:, ...), "
+                             f"but the file holds a {type(data).__name__}.")
+    return data, node
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=c`` overrides; values are parsed as YAML (``3``, ``1e-3``, ``true``, ``[a, b]``)."""
+    for item in overrides:
+        if "=" not in item:
+            raise TuneforgeError(f'Override "{item}" is not of the form key=value, e.g. '
+                                 "train.learning_rate=1e-3 or method.name=lora.")
+        key, raw = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise TuneforgeError(f'Override "{item}" has an empty key.')
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        target = data
+        for part in parts[:-1]:
+            nxt = target.get(part)
+            if isinstance(nxt, str) and part == "method":  # `method: lora` shorthand
+                nxt = {"name": nxt}
+            if nxt is None:
+                nxt = {}
+            if not isinstance(nxt, dict):
+                raise TuneforgeError(f'Override "{item}": "{part}" is a value, not a section.')
+            target[part] = nxt
+            target = nxt
+        target[parts[-1]] = value
+    return data
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest key of ``loc`` that exists in the YAML node tree."""
+    line = None
+    for part in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key_node, value_node in node.value:
+            if key_node.value == part:
+                line = key_node.start_mark.line + 1
+                node = value_node
+                break
+        else:
+            break
+    return line
+
+
+def _fields_at(model: type[BaseModel], raw_loc: tuple[Any, ...]) -> list[str]:
+    """Valid field names of the section that ``raw_loc`` (pydantic's location) points into.
+
+    Discriminated unions put the chosen member's tag into the location (``method.lora.rr``); the tag
+    picks the member whose ``name`` field defaults to it.
+    """
+    current: Any = model
+    parts = list(raw_loc[:-1])
+    while parts:
+        part = parts.pop(0)
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        members = _models_in(field.annotation)
+        if len(members) > 1 and parts:
+            tag = parts.pop(0)
+            current = next((m for m in members if m.model_fields.get("name") is not None
+                            and m.model_fields["name"].default == tag), None)
+        else:
+            current = members[0] if members else None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found.extend(_models_in(arg))
+    return found
+
+
+def _user_loc(model: type[BaseModel], raw_loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop union tags from a location, so it reads like the user's YAML (``method.r``)."""
+    out: list[Any] = []
+    current: Any = model
+    parts = list(raw_loc)
+    while parts:
+        part = parts.pop(0)
+        out.append(part)
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            out.extend(parts)
+            break
+        field = current.model_fields.get(part)
+        if field is None:
+            out.extend(parts)
+            break
+        members = _models_in(field.annotation)
+        if len(members) > 1 and parts:
+            tag = parts.pop(0)
+            current = next((m for m in members if m.model_fields.get("name") is not None
+                            and m.model_fields["name"].default == tag), None)
+        else:
+            current = members[0] if members else None
+    return tuple(out)
+
+
+def format_validation_error(exc: ValidationError, model: type[BaseModel], source: str,
+                            node: yaml.Node | None) -> TuneforgeError:
+    problems = []
+    for err in exc.errors():
+        raw_loc = tuple(err["loc"])
+        loc = _user_loc(model, raw_loc)
+        dotted = ".".join(str(p) for p in loc)
+        line = _line_of(node, loc)
+        where = f"line {line}, " if line else ""
+        if err["type"] == "extra_forbidden":
+            valid = _fields_at(model, raw_loc)
+            hint = did_you_mean(str(loc[-1]), valid) if valid else ""
+            problems.append(f'{where}unknown key "{dotted}".{hint}')
+        elif err["type"] == "missing":
+            problems.append(f'{where}"{dotted}" is required but missing.')
+        else:
+            value = err.get("input")
+            shown = "a mapping" if isinstance(value, dict) else repr(value)
+            msg = err["msg"].removeprefix("Value error, ")
+            msg = msg[0].lower() + msg[1:]
+            if not msg.endswith((".", "?")):
+                msg += "."
+            problems.append(f'{where}"{dotted}" = {shown}: {msg}')
+    return TuneforgeError(f"{source}: the config has {len(problems)} problem(s); fix them and run again:",
+                          problems)
+
+
+def load_config(model: type[M], path: str | Path | None = None, overrides: list[str] | None = None,
+                data: dict[str, Any] | None = None) -> M:
+    """Validate a config from a YAML file and/or a mapping, then apply overrides."""
+    node = None
+    source = "config"
+    merged: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        merged, node = read_yaml(path)
+        source = str(path)
+    if data is not None:
+        merged = {**merged, **data}
+    merged = apply_overrides(merged, list(overrides or []))
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        raise format_validation_error(exc, model, source, node) from None
+
+
+def dump_config(config: BaseModel) -> str:
+    """The resolved config as YAML, loadable again with :func:`load_config`."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,101 @@
+"""The training recipe's config schema: every field, its type, default and help text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from tuneforge.config.base import StrictModel
+from tuneforge.errors import did_you_mean
+from tuneforge.methods import registry
+
+
+class DataConfig(StrictModel):
+    dataset: str | None = Field(None, description="A built-in dataset (`tuneforge datasets list`); or give "
+                                                  "train/validation/test files.")
+    train: Path | None = Field(None, description="Training file (.jsonl, .json, .csv, .tsv).")
+    validation: Path | None = Field(None, description="Validation file; default: split off the training file.")
+    test: Path | None = Field(None, description="Test file; default: the validation data.")
+    text_column: str = Field("text", description="Column / key holding the text.")
+    text_pair_column: str | None = Field(None, description="Column holding a second text (pair tasks).")
+    label_column: str = Field("label", description="Column / key holding the label.")
+    validation_fraction: float = Field(0.1, gt=0, lt=1, description="Share of the training file held out "
+                                                                     "for validation when no file is given.")
+    max_train_samples: int | None = Field(None, gt=0, description="Use a stratified sample of this many "
+                                                                   "training examples.")
+    max_eval_samples: int | None = Field(None, gt=0, description="Evaluate during training on a stratified "
+                                                                  "sample of this many validation examples.")
+    max_length: int = Field(128, ge=8, description="Truncate inputs to this many tokens.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if self.dataset is None and self.train is None:
+            raise ValueError("give data.dataset (a built-in dataset) or data.train (a file)")
+        if self.dataset is not None and self.train is not None:
+            raise ValueError("give either data.dataset or data.train, not both")
+        return self
+
+
+class TrainLoopConfig(StrictModel):
+    epochs: float = Field(3, gt=0, description="Passes over the training data (fractions allowed).")
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps (overrides epochs).")
+    batch_size: int = Field(32, ge=1, description="Examples per forward pass.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Forward passes per optimizer step.")
+    learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate of AdamW.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and norms).")
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    adam_eps: float = Field(1e-8, gt=0, description="AdamW epsilon.")
+    scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warmup.")
+    warmup: float = Field(0.06, ge=0, description="Warmup: a fraction of all steps if < 1, else a step count.")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip the gradient norm; null disables clipping.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast where the hardware runs it fast (CPU with AMX or AVX-512 "
+                            "BF16, CUDA with bf16), fp32 elsewhere.")
+    group_by_length: bool = Field(True, description="Batch texts of similar length together (less padding).")
+    eval_every: int | None = Field(None, gt=0, description="Evaluate every N optimizer steps; default: each epoch.")
+    early_stopping_patience: int | None = Field(None, ge=1, description="Stop after N evaluations without "
+                                                                       "improvement; best weights are restored.")
+    metric: Literal["accuracy", "macro_f1", "loss"] = Field("macro_f1", description="Metric that picks the best "
+                                                                                 "evaluation.")
+    checkpoint_every: int | None = Field(None, gt=0, description="Write a resumable checkpoint every N steps.")
+    keep_checkpoints: int = Field(1, ge=1, description="How many recent checkpoints to keep.")
+    log_every: int = Field(10, ge=1, description="Write a log.jsonl line every N optimizer steps.")
+    seed: int = Field(42, description="Seed for weights, dropout and data order.")
+    device: str = Field("auto", description="auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...")
+    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
+
+
+def _method_union() -> Any:
+    configs = tuple(spec.config for spec in registry().values())
+    return Annotated[Union[configs], Field(discriminator="name")]  # noqa: UP007 (built at run time)
+
+
+MethodUnion = _method_union()
+
+
+class TrainConfig(StrictModel):
+    """Fine-tune a classifier: ``tuneforge train CONFIG.yaml``."""
+
+    name: str = Field("run", min_length=1, description="Run name; the run folder is runs/<name>-<timestamp>.")
+    model: str = Field("minilm", description="Backbone: an alias (minilm), a local Hugging Face folder or a hub name.")
+    task: Literal["text-classification"] = Field("text-classification", description="The task.")
+    data: DataConfig = Field(description="Where the examples come from.")
+    method: MethodUnion = Field(default_factory=lambda: registry()["full"].config(),  # type: ignore[valid-type]
+                                description="Fine-tuning method and its options (`name:` picks it).")
+    train: TrainLoopConfig = Field(default_factory=TrainLoopConfig, description="Optimisation settings.")
+    output_dir: Path | None = Field(None, description="Run folder; default runs/<name>-<timestamp>.")
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method_by_name(cls, value: Any) -> Any:
+        if isinstance(value, str):  # `method: lora` is short for `method: {name: lora}`
+            value = {"name": value}
+        if isinstance(value, dict):
+            name = value.get("name")
+            if name is None:
+                raise ValueError(f"method needs a name: one of {', '.join(sorted(registry()))}")
+            if name not in registry():
+                raise ValueError(f'unknown method "{name}".{did_you_mean(str(name), registry())}')
+        return value

@@ -1,0 +1,68 @@
+"""Write dataset splits as JSON lines, which :func:`~tuneforge.data.files.read_examples` reads back.
+
+A run folder stores the exact examples it trained and was tested on, so a result can be audited
+or reproduced without the original files or packages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from tuneforge.data.records import DatasetSplits, Example
+
+_CORE = ("text", "text_pair", "label")
+
+
+def export_splits(splits: DatasetSplits, folder: Path) -> dict[str, Path]:
+    """Write train.jsonl, validation.jsonl, test.jsonl and labels.json into ``folder``.
+
+    Each line is ``{"text", "label", "text_pair" (only when set), meta fields...}``; a meta field
+    named like a core field is written as ``meta_<name>`` so it cannot overwrite it. ``labels.json``
+    holds ``{"name", "source", "labels" (index = class id), "sizes"}``. Files are written
+    atomically, so a crash never leaves a half-written split behind. Returns the paths by split
+    name, plus ``"labels"``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    sizes: dict[str, int] = {}
+    for name in ("train", "validation", "test"):
+        examples: list[Example] = getattr(splits, name)
+        lines = (json.dumps(_record(example), ensure_ascii=False) + "\n" for example in examples)
+        paths[name] = _write_atomic(folder / f"{name}.jsonl", "".join(lines))
+        sizes[name] = len(examples)
+    info = {
+        "name": splits.name,
+        "source": splits.source,
+        "labels": list(splits.labels),
+        "sizes": sizes,
+    }
+    paths["labels"] = _write_atomic(
+        folder / "labels.json", json.dumps(info, ensure_ascii=False, indent=2) + "\n"
+    )
+    return paths
+
+
+def _record(example: Example) -> dict[str, str | None]:
+    record: dict[str, str | None] = {"text": example.text, "label": example.label}
+    if example.text_pair is not None:
+        record["text_pair"] = example.text_pair
+    for key, value in example.meta.items():
+        record[f"meta_{key}" if key in _CORE else key] = value
+    return record
+
+
+def _write_atomic(path: Path, content: str) -> Path:
+    """Write a temporary file in the same folder, then rename it over ``path`` (atomic on POSIX)."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
+            file.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,274 @@
+"""Read labelled examples from a user's data file: .jsonl, .json, .csv or .tsv.
+
+Everything wrong with a file is reported in one :class:`~tuneforge.errors.TuneforgeError`, each
+problem with the file, the line, the field and the fix, so one run shows the whole list.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tuneforge.data.formats import RawRows, parse_delimited, parse_json, parse_json_lines, read_text
+from tuneforge.data.problems import by_line, raise_problems
+from tuneforge.data.records import Example
+from tuneforge.errors import TuneforgeError, closest
+
+_PARSERS: dict[str, Callable[[str, str, str], RawRows]] = {
+    ".jsonl": parse_json_lines,
+    ".json": parse_json,
+    ".csv": lambda text, shown, hint: parse_delimited(text, shown, ","),
+    ".tsv": lambda text, shown, hint: parse_delimited(text, shown, "\t"),
+}
+SUPPORTED_SUFFIXES = tuple(_PARSERS)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Which field holds what, plus the parameter a user sets to change it (for messages)."""
+
+    text: str
+    text_pair: str | None
+    label: str
+    require_label: bool
+
+    def required(self) -> list[tuple[str, str, str]]:
+        """(field, role, parameter) for every field each record must have."""
+        fields = [(self.text, "text", "text_column")]
+        if self.text_pair is not None:
+            fields.append((self.text_pair, "second text", "text_pair_column"))
+        if self.require_label:
+            fields.append((self.label, "label", "label_column"))
+        return fields
+
+    def used(self) -> set[str]:
+        return {self.text, self.label} | ({self.text_pair} if self.text_pair else set())
+
+
+def read_examples(
+    path: str | Path,
+    *,
+    text_column: str = "text",
+    text_pair_column: str | None = None,
+    label_column: str = "label",
+    require_label: bool = True,
+) -> list[Example]:
+    """Read every example of a data file, or raise one error listing every problem in it.
+
+    The format follows the suffix: ``.jsonl`` (one JSON object per line), ``.json`` (a list of
+    objects, or JSON lines), ``.csv`` and ``.tsv`` (a header row, then one example per row). Texts
+    are stripped; labels become strings (JSON ``0`` becomes ``"0"``). Fields other than the text,
+    text pair and label columns are kept as strings in ``Example.meta``, for slicing metrics.
+    With ``require_label=False`` a missing or empty label gives ``label=None``.
+    """
+    path = Path(path)
+    shown = str(path)
+    _check_path(path, shown)
+    suffix = path.suffix.lower()
+    if suffix not in _PARSERS:
+        raise TuneforgeError(
+            f'{shown}: unsupported file type "{path.suffix or "(no suffix)"}". Supported: '
+            f"{', '.join(SUPPORTED_SUFFIXES)}. Convert the file or rename it with the suffix that "
+            "matches its content."
+        )
+    columns = _Columns(text_column, text_pair_column, label_column, require_label)
+    hint = _hint(suffix, columns)
+    text = read_text(path, shown)
+    raw = _PARSERS[suffix](text, shown, hint)
+
+    problems = list(raw.problems)
+    examples: list[Example] = []
+    absent: dict[str, _Absent] = {}  # required field -> the records without it
+    for line, row in raw.rows:
+        example = _to_example(line, row, columns, shown, problems, absent)
+        if example is not None:
+            examples.append(example)
+    problems += _absent_problems(shown, raw, columns, absent)
+
+    if problems:
+        problems.sort(key=by_line)
+        raise_problems(
+            f"{shown}: {len(problems)} problem(s); nothing was read. Fix them and run again:",
+            problems,
+        )
+    if not examples:
+        raise TuneforgeError(f"{shown}: no examples ({_why_empty(text, raw)}). {hint}")
+    return examples
+
+
+@dataclass
+class _Absent:
+    """The records that lack one required field: their lines, and the keys they have instead."""
+
+    lines: list[int] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)
+
+
+def _absent_problems(
+    shown: str, raw: RawRows, columns: _Columns, absent: dict[str, _Absent]
+) -> list[str]:
+    """One problem per required field that is absent, however many records lack it."""
+    problems = []
+    for required in columns.required():
+        name = required[0]
+        if raw.columns is not None and name not in raw.columns:
+            # CSV/TSV: the column is missing from the header, so from every row: report it once.
+            where = f"line {raw.header_line}"
+            problems.append(
+                _missing_problem(shown, where, "column", required, raw.columns, columns.used())
+            )
+        elif raw.columns is None and name in absent:
+            where, keys = _lines(absent[name].lines), sorted(absent[name].keys)
+            problems.append(_missing_problem(shown, where, "field", required, keys, columns.used()))
+    return problems
+
+
+def _check_path(path: Path, shown: str) -> None:
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise TuneforgeError(
+            f"{shown}: is a folder, not a file. Give the path of a "
+            f"{', '.join(SUPPORTED_SUFFIXES)} file."
+        )
+    where = path.resolve()
+    parent = "" if where.parent.is_dir() else f" (the folder {where.parent} does not exist either)"
+    raise TuneforgeError(f"{shown}: file not found (looked for {where}){parent}. Check the path.")
+
+
+def _hint(suffix: str, columns: _Columns) -> str:
+    """What one good record looks like, with the user's own column names."""
+    shape = {columns.text: "...", **({columns.text_pair: "..."} if columns.text_pair else {})}
+    shape[columns.label] = "..."
+    sample = json.dumps(shape, ensure_ascii=False)
+    if suffix == ".jsonl":
+        return f"Each line must be one JSON object such as {sample}."
+    if suffix == ".json":
+        return f"The file must be a list of JSON objects such as {sample} (or one object per line)."
+    return f"The first row must name the columns ({', '.join(shape)}), then one example per row."
+
+
+def _as_string(value: object) -> str | None:
+    """A cell as a string; None for JSON null or NaN. Raises ValueError naming a list or object."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # pandas writes int labels as 1.0 once a column has a NaN
+    if isinstance(value, (int, float)):
+        return str(value)
+    raise ValueError("a list" if isinstance(value, list) else "a JSON object")
+
+
+def _to_example(
+    line: int,
+    row: dict[str, object],
+    columns: _Columns,
+    shown: str,
+    problems: list[str],
+    absent: dict[str, _Absent],
+) -> Example | None:
+    """Convert one row, appending its problems; None when the row is unusable.
+
+    Absent required fields go to ``absent`` rather than ``problems``: the caller reports them
+    once per field (a misspelled column is one mistake, not one per line).
+    """
+    ok = True
+    values: dict[str, str | None] = {}
+    for name in dict.fromkeys(n for n in (columns.text, columns.text_pair, columns.label) if n):
+        try:
+            value = _as_string(row.get(name))
+        except ValueError as kind:
+            problems.append(f'{shown} line {line}: "{name}" is {kind}; it must be a string.')
+            ok = False
+            continue
+        values[name] = value.strip() if value is not None else None
+    for name, role, _ in columns.required():
+        if name not in row:
+            record = absent.setdefault(name, _Absent())
+            record.lines.append(line)
+            record.keys.update(row)
+            ok = False
+        elif name in values and not values[name]:
+            problems.append(
+                f'{shown} line {line}: empty {role} in "{name}". Every example needs one: fill it '
+                "in or delete the line."
+            )
+            ok = False
+    if not ok:
+        return None
+    meta = {key: _meta_string(value) for key, value in row.items() if key not in columns.used()}
+    return Example(
+        text=values[columns.text] or "",
+        label=values.get(columns.label) or None,
+        text_pair=values.get(columns.text_pair) if columns.text_pair else None,
+        meta={key: value for key, value in meta.items() if value is not None},
+    )
+
+
+def _meta_string(value: object) -> str | None:
+    try:
+        return _as_string(value)
+    except ValueError:
+        return json.dumps(value, ensure_ascii=False)  # nested values stay readable and parseable
+
+
+def _missing_problem(
+    shown: str,
+    where: str,
+    noun: str,
+    required: tuple[str, str, str],
+    present: list[str],
+    used: set[str],
+) -> str:
+    """The message for a required field absent from a header or from some JSON objects."""
+    name, role, parameter = required
+    best = _guess(name, role, [key for key in present if key not in used])
+    fix = (
+        f'Did you mean "{best}"? Rename it to "{name}" or set {parameter}="{best}".'
+        if best
+        else f"Add it, or set {parameter} to the {noun} that holds the {role}s."
+    )
+    owner = "the header has" if noun == "column" else "the objects have"
+    return (
+        f'{shown} {where}: no {noun} "{name}" ({owner}: {", ".join(present) or "nothing"}). {fix}'
+    )
+
+
+# Names datasets commonly use for each role, to suggest when the configured one is absent.
+_USUAL_NAMES = {
+    "text": "sentence sentence1 review content tweet comment body question query document input "
+    "text_a".split(),
+    "second text": "sentence2 text_b hypothesis answer context passage".split(),
+    "label": "labels sentiment category class target intent y gold_label polarity output".split(),
+}
+
+
+def _guess(name: str, role: str, keys: list[str]) -> str | None:
+    """The key the user probably meant: a close spelling, else a usual name for the role."""
+    best = closest(name, keys)
+    if best is not None:
+        return best
+    lowered = {key.lower(): key for key in keys}
+    return next((lowered[usual] for usual in _USUAL_NAMES[role] if usual in lowered), None)
+
+
+def _lines(numbers: list[int]) -> str:
+    """'line 7' or 'lines 2, 3, 9 and 40 more'."""
+    if len(numbers) == 1:
+        return f"line {numbers[0]}"
+    head = ", ".join(map(str, numbers[:5]))
+    return f"lines {head}" + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
+
+
+def _why_empty(text: str, raw: RawRows) -> str:
+    if not text.strip():
+        return "the file is empty"
+    if raw.columns is not None:
+        return "the file has a header row but no data rows"
+    return "the file holds no JSON objects"

@@ -1,0 +1,83 @@
+"""Checks across the splits of a dataset: what a single file cannot tell on its own."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+from tuneforge.data.problems import raise_problems
+from tuneforge.data.records import DatasetSplits, Example
+from tuneforge.errors import closest
+
+_INTEGER = re.compile(r"-?\d+")
+
+
+def labels_from_train(examples: Iterable[Example]) -> list[str]:
+    """The sorted unique labels; numeric order when every label is an integer ("2" before "10")."""
+    labels = {example.label for example in examples if example.label is not None}
+    if labels and all(_INTEGER.fullmatch(label) for label in labels):
+        return sorted(labels, key=int)
+    return sorted(labels)
+
+
+def validate_splits(splits: DatasetSplits, *, where: dict[str, str] | None = None) -> None:
+    """Raise one error listing every problem across the splits; return None when they are usable.
+
+    ``where`` maps a split name ("train", "validation", "test") to the file it came from, for the
+    messages; a split named in ``where`` was given by the user, so it must not be empty. Checks:
+    train has examples, all labelled, with at least two classes; ``splits.labels`` covers them;
+    validation and test use only labels seen in train (a model cannot predict a class it never saw,
+    and such examples would silently count as errors).
+    """
+    where = where or {}
+    source = {
+        name: f" ({where[name]})" if name in where else ""
+        for name in ("train", "validation", "test")
+    }
+    problems: list[str] = []
+    train_counts = Counter(example.label for example in splits.train if example.label is not None)
+    unlabelled = len(splits.train) - train_counts.total()
+
+    if not splits.train:
+        problems.append(f"the train split{source['train']} has no examples; add labelled examples.")
+    elif unlabelled:
+        problems.append(
+            f"the train split{source['train']} has {unlabelled} example(s) without a label; every "
+            "training example needs one."
+        )
+    if splits.train and len(train_counts) == 1:
+        (only,) = train_counts
+        problems.append(
+            f'the train split{source["train"]} has only one class, "{only}"; a classifier needs '
+            "examples of at least two classes. Check label_column, or add examples of the other "
+            "classes."
+        )
+    known = set(splits.labels)
+    if splits.labels and (unlisted := [label for label in train_counts if label not in known]):
+        problems.append(
+            f"the train split{source['train']} uses label(s) {_quoted(unlisted)} missing from the "
+            f"label list {_quoted(splits.labels)}; add them to the list or fix the examples."
+        )
+
+    for name, examples in (("validation", splits.validation), ("test", splits.test)):
+        if name in where and not examples:
+            problems.append(f"the {name} split{source[name]} has no examples.")
+        counts = Counter(example.label for example in examples if example.label is not None)
+        for label, count in counts.items():
+            if label in train_counts or not splits.train:
+                continue
+            near = closest(label, train_counts)
+            typo = f' Did you mean "{near}"?' if near else ""
+            problems.append(
+                f'the {name} split{source[name]} has {count} example(s) labelled "{label}", a '
+                f"label the train split{source['train']} never uses (train labels: "
+                f'{_quoted(labels_from_train(splits.train))}).{typo} Fix the label, add "{label}" '
+                f"examples to train, or remove them from {name}."
+            )
+    if problems:
+        raise_problems(f"The dataset {splits.name!r} cannot be used for training:", problems)
+
+
+def _quoted(labels: Iterable[str]) -> str:
+    return ", ".join(f'"{label}"' for label in labels)

@@ -1,0 +1,53 @@
+"""Pictures of a run: the loss curve and the confusion matrix (PNG, matplotlib without a display)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_loss(log: Sequence[dict], evals: Sequence[dict], path: Path, metric: str) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = [r["step"] for r in log if "loss" in r]
+    ax.plot(steps, [r["loss"] for r in log if "loss" in r], label="training loss", color="tab:blue")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    if evals:
+        ax.plot([e["step"] for e in evals], [e["loss"] for e in evals], "o-", label="validation loss",
+                color="tab:orange")
+        if metric != "loss":
+            ax2 = ax.twinx()
+            ax2.plot([e["step"] for e in evals], [e[metric] for e in evals], "s--", color="tab:green",
+                     label=f"validation {metric}")
+            ax2.set_ylabel(metric)
+            ax2.legend(loc="upper right")
+    ax.legend(loc="upper left" if evals else "best")
+    ax.set_title("Training")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str) -> None:
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.2 * n + 2))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), labels, rotation=45, ha="right")
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    peak = max((max(row) for row in matrix), default=0)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(matrix[i][j]), ha="center", va="center",
+                    color="white" if matrix[i][j] > peak / 2 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

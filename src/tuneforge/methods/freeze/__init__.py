@@ -1,0 +1,50 @@
+"""Top-layers fine-tuning: the top ``layers`` transformer blocks and the head train, the rest is frozen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from torch import nn
+
+from tuneforge.errors import TuneforgeError
+from tuneforge.methods.base import MethodConfig, register
+from tuneforge.methods.hf_folder import load_hf_folder, save_hf_folder
+from tuneforge.methods.params import head_parameter_names, set_trainable, transformer_layers
+from tuneforge.models.backbones import Backbone
+
+
+class FreezeConfig(MethodConfig):
+    name: Literal["freeze"] = "freeze"
+    layers: int = Field(2, ge=0, description="How many of the top transformer layers train (0: head only).")
+
+
+class Freeze:
+    saves_base = True
+
+    def __init__(self, config: FreezeConfig) -> None:
+        self.config = config
+
+    def apply(self, backbone: Backbone) -> nn.Module:
+        model = backbone.model
+        stack_name, stack = transformer_layers(model)
+        k = self.config.layers
+        if k > len(stack):
+            raise TuneforgeError(f"method.layers = {k}, but the model has only {len(stack)} transformer "
+                                 f"layers. Use a value from 0 to {len(stack)}.")
+        trainable = head_parameter_names(model, backbone.new_parameters)
+        for index in range(len(stack) - k, len(stack)):
+            trainable |= {f"{stack_name}.{index}.{n}" for n, _ in stack[index].named_parameters()}
+        set_trainable(model, trainable)
+        return model
+
+    def save(self, model: nn.Module, folder: Path) -> None:
+        save_hf_folder(model, folder)
+
+    def load(self, folder: Path, load_base: Callable[[], Backbone]) -> nn.Module:
+        return load_hf_folder(folder)
+
+
+register(FreezeConfig, Freeze, "top k transformer layers and the head train")

@@ -1,0 +1,84 @@
+"""LoRA (Hu et al., 2021, "LoRA: Low-Rank Adaptation of Large Language Models") through peft.
+
+Each targeted linear layer W gets a trainable low-rank update: h = W x + (alpha / r) * B A x, with
+A (r x d_in) random, B (d_out x r) zero, so training starts from the pretrained model exactly.
+The head trains in full (peft ``modules_to_save``). The run folder holds a peft adapter folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from torch import nn
+
+from tuneforge.errors import TuneforgeError
+from tuneforge.methods.base import MethodConfig, register
+from tuneforge.methods.params import head_parameter_names
+from tuneforge.models.backbones import Backbone
+
+
+class LoraConfig(MethodConfig):
+    name: Literal["lora"] = "lora"
+    r: int = Field(8, ge=1, description="Rank of the update B A.")
+    alpha: float = Field(16, gt=0, description="Scale: the update is multiplied by alpha / r.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on the LoRA branch input.")
+    target_modules: list[str] | None = Field(
+        None, description="Names of the linear layers to adapt; default per architecture "
+                          "(query/value for BERT, q_proj/v_proj for Llama).")
+
+
+def default_targets(model: nn.Module) -> list[str]:
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TARGETS
+
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type not in TARGETS:
+        raise TuneforgeError(f"LoRA has no default target modules for model type {model_type!r}. Set "
+                             "method.target_modules to the names of its attention projections, e.g. "
+                             "[q_proj, v_proj].")
+    return list(TARGETS[model_type])
+
+
+def head_modules(model: nn.Module, new_parameters: set[str]) -> list[str]:
+    """Module names that hold the head's parameters (trained and saved in full by peft)."""
+    return sorted({name.rsplit(".", 1)[0] for name in head_parameter_names(model, new_parameters)})
+
+
+class Lora:
+    saves_base = False
+
+    def __init__(self, config: LoraConfig) -> None:
+        self.config = config
+
+    def apply(self, backbone: Backbone) -> nn.Module:
+        import peft
+
+        model = backbone.model
+        targets = self.config.target_modules or default_targets(model)
+        names = [n for n, _ in model.named_modules()]
+        missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+        if missing:
+            raise TuneforgeError(f"method.target_modules: {missing} not found in {type(model).__name__}. "
+                                 f"Linear layers it has: {sorted(_linear_names(model))}.")
+        peft_config = peft.LoraConfig(
+            task_type=peft.TaskType.SEQ_CLS, r=self.config.r, lora_alpha=self.config.alpha,
+            lora_dropout=self.config.dropout, target_modules=targets,
+            modules_to_save=head_modules(model, backbone.new_parameters))
+        return peft.get_peft_model(model, peft_config)
+
+    def save(self, model: nn.Module, folder: Path) -> None:
+        model.save_pretrained(folder, safe_serialization=True)
+
+    def load(self, folder: Path, load_base: Callable[[], Backbone]) -> nn.Module:
+        import peft
+
+        return peft.PeftModel.from_pretrained(load_base().model, folder)
+
+
+def _linear_names(model: nn.Module) -> set[str]:
+    return {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+
+
+register(LoraConfig, Lora, "low-rank updates of attention projections, through peft (Hu et al., 2021)")

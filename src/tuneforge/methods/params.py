@@ -1,0 +1,49 @@
+"""Parameter selection shared by methods: the task head, biases, transformer layers."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from tuneforge.errors import TuneforgeError
+
+
+def head_parameter_names(model: nn.Module, new_parameters: set[str]) -> set[str]:
+    """The task head: parameters outside the base model (``classifier``, ``score``), the pooler that
+    feeds them, and anything freshly initialised. Every method trains these."""
+    prefix = getattr(model, "base_model_prefix", "")
+    names = set()
+    for name, _ in model.named_parameters():
+        outside_base = bool(prefix) and not name.startswith(prefix + ".")
+        if outside_base or name in new_parameters or ".pooler." in name:
+            names.add(name)
+    return names
+
+
+def transformer_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The stack of transformer blocks: the longest ``ModuleList`` of identical blocks.
+
+    Found by shape rather than by name so it works for BERT (``encoder.layer``), Llama
+    (``model.layers``), GPT-2 (``transformer.h``) and others without a table per architecture.
+    """
+    best: tuple[str, nn.ModuleList] | None = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) > 0:
+            kinds = {type(child) for child in module}
+            if len(kinds) == 1 and (best is None or len(module) > len(best[1])):
+                best = (name, module)
+    if best is None:
+        raise TuneforgeError(f"Could not find the transformer layers of {type(model).__name__}; "
+                             "method freeze needs a model with a list of transformer blocks.")
+    return best
+
+
+def set_trainable(model: nn.Module, trainable: set[str]) -> None:
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in trainable)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total

@@ -1,0 +1,1 @@
+"""Recipes: the scripts users run, composed of library parts."""

@@ -1,0 +1,70 @@
+"""The run folder: a self-describing record of one training run.
+
+    runs/<name>-<timestamp>/
+        config.yaml          resolved config (every default filled in)
+        run.json             status (running / complete / failed), versions, backbone, precision
+        labels.json          label names in class-id order
+        metrics.json         train.* throughput, trainable parameters, validation.*, test.*
+        log.jsonl            one line per logged step and per evaluation
+        loss.png, confusion_matrix.png
+        checkpoints/         resumable checkpoints (atomic)
+        model/               weights (safetensors) + tokenizer + labels.json; written last, atomically
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tuneforge.training.checkpoint import write_atomic_text
+
+
+def new_run_dir(name: str, output_dir: Path | None) -> Path:
+    if output_dir is not None:
+        return Path(output_dir)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{name}-{stamp}"
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def update_status(run_dir: Path, **fields: Any) -> dict:
+    path = run_dir / "run.json"
+    info = read_json(path) if path.exists() else {}
+    info.update(fields)
+    info["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    write_json(path, info)
+    return info
+
+
+def environment() -> dict[str, str]:
+    import peft
+    import torch
+    import transformers
+
+    from tuneforge import __version__
+
+    return {"tuneforge": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__, "python": platform.python_version(), "machine": platform.machine()}
+
+
+def flatten(prefix: str, data: dict) -> dict[str, Any]:
+    """``{"test": {"accuracy": 1}}`` -> ``{"test.accuracy": 1}`` (nested dicts of scalars only)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and key != "per_class":
+            out.update(flatten(name, value))
+        else:
+            out[name] = value
+    return out

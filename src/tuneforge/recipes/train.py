@@ -1,0 +1,180 @@
+"""The training recipe: setup, fit, evaluate, save. ``tuneforge train CONFIG.yaml``."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from tuneforge.config import TrainConfig, dump_config, load_config
+from tuneforge.data.source import load_splits
+from tuneforge.errors import TuneforgeError
+from tuneforge.evaluation.inference import predict_proba
+from tuneforge.evaluation.metrics import classification_metrics, mean_loss
+from tuneforge.evaluation.plots import plot_confusion, plot_loss
+from tuneforge.methods import build_method
+from tuneforge.methods.params import count_parameters
+from tuneforge.models.backbones import load_backbone
+from tuneforge.models.precision import resolve_precision
+from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, update_status, write_json
+from tuneforge.run import Run
+from tuneforge.training.batching import Encoded, encode
+from tuneforge.training.checkpoint import write_atomic_folder
+from tuneforge.training.loop import fit
+
+log = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+
+def resolve_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(setting)
+    except RuntimeError:
+        raise TuneforgeError(f'train.device = "{setting}" is not a device; use auto, cpu, cuda or cuda:N.') from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TuneforgeError(f'train.device = "{setting}", but no CUDA GPU is available. Use device: auto or cpu.')
+    return device
+
+
+def as_config(config: TrainConfig | dict | str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    if isinstance(config, TrainConfig):
+        return load_config(TrainConfig, data=config.model_dump(), overrides=overrides) if overrides else config
+    if isinstance(config, dict):
+        return load_config(TrainConfig, data=config, overrides=overrides)
+    return load_config(TrainConfig, path=config, overrides=overrides)
+
+
+def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None = None, *,
+          resume: str | Path | None = None, progress: bool = True, _stop_after: int | None = None) -> Run:
+    """Fine-tune a classifier and return the finished :class:`~tuneforge.run.Run`.
+
+    ``config`` is a :class:`TrainConfig`, a mapping or a YAML path; ``overrides`` are ``a.b=c`` strings.
+    ``resume`` continues the interrupted run in that folder from its last checkpoint (its own config).
+    """
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.yaml").exists():
+            raise TuneforgeError(f"--resume {run_dir}: no config.yaml there, so it is not a tuneforge run folder.")
+        if (run_dir / "model").is_dir():
+            raise TuneforgeError(f"--resume {run_dir}: this run already finished (its model/ folder exists).")
+        cfg = load_config(TrainConfig, path=run_dir / "config.yaml", overrides=overrides)
+    else:
+        cfg = as_config(config, overrides)
+        run_dir = new_run_dir(cfg.name, cfg.output_dir)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another "
+                                 f"output_dir, or continue it with `tuneforge train --resume {run_dir}`.")
+    loop = cfg.train
+    torch.manual_seed(loop.seed)
+    if loop.num_threads:
+        torch.set_num_threads(loop.num_threads)
+    device = resolve_device(loop.device)
+    precision = resolve_precision(loop.precision, device)
+
+    splits = load_splits(cfg.data, loop.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_to_save = cfg.model_copy(update={"output_dir": run_dir})
+    (run_dir / "config.yaml").write_text(dump_config(cfg_to_save), encoding="utf-8")
+    write_json(run_dir / "labels.json", splits.labels)
+    update_status(run_dir, status="running", name=cfg.name, started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  data={"name": splits.name, "source": splits.source, "train": len(splits.train),
+                        "validation": len(splits.validation), "test": len(splits.test)},
+                  precision=precision, device=str(device), environment=environment())
+    try:
+        return _train(cfg, run_dir, splits, device, precision, resume is not None, progress, _stop_after)
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        update_status(run_dir, status=status, error=str(exc)[:2000])
+        raise
+
+
+def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: bool, progress: bool,
+           stop_after: int | None) -> Run:
+    loop = cfg.train
+    backbone = load_backbone(cfg.model, splits.labels)
+    tokenizer = backbone.tokenizer
+    method = build_method(cfg.method)
+    model = method.apply(backbone)
+    n_trainable, n_total = count_parameters(model)
+    console.print(f"[bold]{cfg.name}[/]: {cfg.method.name} on {backbone.path} - trainable parameters "
+                  f"{n_trainable:,} of {n_total:,} ({100 * n_trainable / n_total:.3f}%), precision {precision}, "
+                  f"{len(splits.train):,} training examples")
+    if precision == "bf16" and not method.saves_base:
+        # The frozen base is rebuilt from the backbone when the run is loaded, so it can be held in bf16
+        # while training: autocast would otherwise re-cast every frozen weight on every forward pass.
+        for param in model.parameters():
+            if not param.requires_grad:
+                param.data = param.data.to(torch.bfloat16)
+
+    max_len = cfg.data.max_length
+    enc = {name: encode(getattr(splits, name), tokenizer, splits.labels, max_len)
+           for name in ("train", "validation", "test")}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    side = getattr(tokenizer, "padding_side", "right")
+    eval_kwargs: dict[str, Any] = dict(batch_size=max(64, loop.batch_size), precision=precision, device=device,
+                                       pad_id=pad_id, padding_side=side)
+    val = enc["validation"]
+    if cfg.data.max_eval_samples and cfg.data.max_eval_samples < len(val):
+        val = Encoded(val.input_ids[:cfg.data.max_eval_samples], val.labels[:cfg.data.max_eval_samples],
+                      val.token_type_ids[:cfg.data.max_eval_samples] if val.token_type_ids else None)
+
+    def evaluate() -> dict[str, float]:
+        probs = predict_proba(model, val, **eval_kwargs)
+        m = classification_metrics(val.labels, probs.argmax(-1).tolist(), splits.labels)
+        return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "loss": mean_loss(probs, val.labels)}
+
+    result = fit(model, enc["train"], loop, run_dir=run_dir, precision=precision, device=device, pad_id=pad_id,
+                 padding_side=side, evaluate=evaluate, resume=resume, progress=progress, stop_after=stop_after)
+    state = result.state
+
+    started = time.perf_counter()
+    probs = predict_proba(model, enc["test"], **eval_kwargs)
+    test = classification_metrics(enc["test"].labels, probs.argmax(-1).tolist(), splits.labels)
+    test["loss"] = mean_loss(probs, enc["test"].labels)
+    test["seconds"] = time.perf_counter() - started
+    final_val = state.evals[-1] if state.evals else {}
+    metrics = flatten("", {
+        "train": {"seconds": state.seconds, "samples": state.samples, "tokens": state.tokens, "steps": state.step,
+                  "samples_per_second": state.samples / max(state.seconds, 1e-9),
+                  "tokens_per_second": state.tokens / max(state.seconds, 1e-9),
+                  "padding_fraction": 1 - state.tokens / max(state.padded_tokens, 1),
+                  "stopped_early": state.stopped_early, "best_step": state.best_step,
+                  "precision": precision},
+        "trainable_parameters": n_trainable, "total_parameters": n_total,
+        "trainable_percent": 100 * n_trainable / n_total,
+        "validation": {k: v for k, v in final_val.items() if k not in ("step", "epoch")},
+        "test": test,
+    })
+    write_json(run_dir / "metrics.json", metrics)
+    log_records = [r for r in _read_log(run_dir / "log.jsonl") if r.get("type") == "train"]
+    plot_loss(log_records, state.evals, run_dir / "loss.png", loop.metric)
+    plot_confusion(test["confusion_matrix"], splits.labels, run_dir / "confusion_matrix.png",
+                   f"{cfg.name}: test accuracy {test['accuracy']:.3f}")
+
+    def write_model(folder: Path) -> None:
+        method.save(model, folder)
+        tokenizer.save_pretrained(folder)
+        write_json(folder / "labels.json", splits.labels)
+
+    write_atomic_folder(run_dir / "model", write_model)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    update_status(run_dir, status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    console.print(f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}; "
+                  f"{metrics['train.samples_per_second']:.1f} samples/s; run folder: {run_dir}")
+    return Run.load(run_dir)
+
+
+def _read_log(path: Path) -> list[dict]:
+    import json
+
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+

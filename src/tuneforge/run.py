@@ -1,0 +1,116 @@
+"""A finished run, loaded for prediction and evaluation: ``tuneforge.load(run_dir)``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tuneforge.data.records import Example
+from tuneforge.errors import TuneforgeError
+
+
+@dataclass
+class Run:
+    """A trained model with its tokenizer, label names, config and metrics."""
+
+    dir: Path
+    config: Any  # TrainConfig
+    labels: list[str]
+    model: nn.Module
+    tokenizer: Any
+    metrics: dict[str, Any]
+    precision: str = "fp32"
+    device: torch.device = torch.device("cpu")
+
+    @classmethod
+    def load(cls, run_dir: str | Path, *, precision: str = "auto", device: str = "cpu") -> Run:
+        from tuneforge.config import TrainConfig, load_config
+        from tuneforge.methods import build_method
+        from tuneforge.models.backbones import load_backbone, load_tokenizer
+        from tuneforge.models.precision import resolve_precision
+        from tuneforge.recipes.runfolder import read_json
+
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise TuneforgeError(f"Run folder {run_dir.resolve()} does not exist. Give the folder that "
+                                 "`tuneforge train` printed (runs/<name>-<timestamp>).")
+        model_dir = run_dir / "model"
+        if not (run_dir / "config.yaml").exists() or not model_dir.is_dir():
+            status = read_json(run_dir / "run.json").get("status", "unknown") if (run_dir / "run.json").exists() \
+                else "not a run folder"
+            raise TuneforgeError(f"{run_dir} holds no finished model (status: {status}). An interrupted run "
+                                 f"continues with `tuneforge train --resume {run_dir}`.")
+        cfg = load_config(TrainConfig, path=run_dir / "config.yaml")
+        labels = read_json(model_dir / "labels.json")
+        method = build_method(cfg.method)
+        model = method.load(model_dir, lambda: load_backbone(cfg.model, labels))
+        model.eval()
+        dev = torch.device(device)
+        model.to(dev)
+        metrics_path = run_dir / "metrics.json"
+        metrics = read_json(metrics_path) if metrics_path.exists() else {}
+        return cls(dir=run_dir, config=cfg, labels=labels, model=model, tokenizer=load_tokenizer(str(model_dir)),
+                   metrics=metrics, precision=resolve_precision(precision, dev), device=dev)
+
+    def _encode(self, examples: Sequence[Example]):
+        from tuneforge.training.batching import encode
+
+        return encode(examples, self.tokenizer, self.labels, self.config.data.max_length)
+
+    def predict_proba(self, texts: Sequence[str] | Sequence[Example], text_pairs: Sequence[str] | None = None,
+                      batch_size: int = 64) -> np.ndarray:
+        """Class probabilities, shape (len(texts), len(labels)), columns in ``self.labels`` order."""
+        from tuneforge.evaluation.inference import predict_proba
+
+        examples = _as_examples(texts, text_pairs)
+        if not examples:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return predict_proba(self.model, self._encode(examples), batch_size=batch_size, precision=self.precision,
+                             device=self.device, pad_id=self.tokenizer.pad_token_id or 0,
+                             padding_side=getattr(self.tokenizer, "padding_side", "right"))
+
+    def predict(self, texts: Sequence[str] | Sequence[Example], text_pairs: Sequence[str] | None = None,
+                batch_size: int = 64) -> list[dict[str, Any]]:
+        """One ``{"label": ..., "scores": {label: probability}}`` per text."""
+        probs = self.predict_proba(texts, text_pairs, batch_size)
+        return [{"label": self.labels[int(row.argmax())],
+                 "scores": {name: round(float(p), 6) for name, p in zip(self.labels, row)}} for row in probs]
+
+    def evaluate(self, examples: Sequence[Example], batch_size: int = 64) -> dict[str, Any]:
+        """Accuracy, macro-F1, per-class scores and confusion matrix on labelled examples."""
+        from tuneforge.evaluation.metrics import classification_metrics, mean_loss
+
+        unknown = sorted({e.label for e in examples if e.label not in self.labels})
+        if unknown:
+            raise TuneforgeError(f"Labels {unknown} were never seen in training; this run knows "
+                                 f"{self.labels}. Remove those examples or map them to known labels.")
+        probs = self.predict_proba(examples, batch_size=batch_size)
+        y_true = [self.labels.index(e.label) for e in examples]
+        metrics = classification_metrics(y_true, probs.argmax(-1).tolist(), self.labels)
+        metrics["loss"] = mean_loss(probs, y_true)
+        return metrics
+
+
+def _as_examples(texts: Sequence[str] | Sequence[Example], pairs: Sequence[str] | None) -> list[Example]:
+    if isinstance(texts, str):
+        raise TypeError("predict() takes a list of texts; wrap a single text as [text]")
+    if pairs is not None and len(pairs) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(pairs)} text pairs")
+    out = []
+    for i, item in enumerate(texts):
+        if isinstance(item, Example):
+            out.append(item)
+        else:
+            out.append(Example(text=str(item), text_pair=pairs[i] if pairs is not None else None))
+    return out
+
+
+def load(run_dir: str | Path, *, precision: str = "auto", device: str = "cpu") -> Run:
+    """Load a finished run: ``tuneforge.load("runs/airline-lora-...").predict(["great flight"])``."""
+    return Run.load(run_dir, precision=precision, device=device)

@@ -1,0 +1,180 @@
+"""The training loop: plain, visible, resumable.
+
+    for each optimizer step:
+        for each of the accumulated micro-batches:   forward under autocast, loss / accumulation, backward
+        clip, AdamW step, schedule step
+        every log_every:     a log.jsonl line          every eval_every: evaluate, keep the best, early-stop
+        every checkpoint_every: an atomic checkpoint
+
+Data order is a function of (seed, epoch) and the dropout RNG is checkpointed, so a resumed run
+reaches the same final weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tuneforge.config.schema import TrainLoopConfig
+from tuneforge.models.precision import Precision, autocast
+from tuneforge.training.batching import Encoded, batch_order, collate
+from tuneforge.training.checkpoint import list_checkpoints, load_checkpoint, load_trainable_state, \
+    save_checkpoint, trainable_state
+from tuneforge.training.optim import build_optimizer, build_scheduler
+from tuneforge.training.progress import training_bar
+
+Evaluate = Callable[[], dict[str, float]]
+
+
+@dataclass
+class LoopState:
+    step: int = 0                 # optimizer steps done
+    epoch: int = 0
+    step_in_epoch: int = 0        # optimizer steps done in the current epoch
+    samples: int = 0
+    tokens: int = 0               # real (non-padding) tokens
+    padded_tokens: int = 0        # tokens including padding, as computed
+    seconds: float = 0.0          # time in forward/backward/step only (not evaluation or checkpoints)
+    best_metric: float | None = None
+    best_step: int | None = None
+    evals_without_improvement: int = 0
+    stopped_early: bool = False
+    evals: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class FitResult:
+    state: LoopState
+    total_steps: int
+
+
+def _improved(metric: str, value: float, best: float | None) -> bool:
+    if best is None:
+        return True
+    return value < best if metric == "loss" else value > best
+
+
+def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path, precision: Precision,
+        device: torch.device, pad_id: int, padding_side: str = "right", evaluate: Evaluate | None = None,
+        resume: bool = False, progress: bool = True, stop_after: int | None = None) -> FitResult:
+    """Train ``model`` in place. ``stop_after`` simulates an interruption after that many steps (tests)."""
+    optimizer = build_optimizer(model, cfg)
+    lengths = train.lengths()
+    micro_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    steps_per_epoch = math.ceil(micro_per_epoch / cfg.gradient_accumulation_steps)
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    scheduler = build_scheduler(optimizer, cfg, total_steps)
+    ckpt_dir = run_dir / "checkpoints"
+    log_path = run_dir / "log.jsonl"
+    state, best = LoopState(), None
+
+    if resume and (found := list_checkpoints(ckpt_dir)):
+        loop_dict, best = load_checkpoint(found[-1], model, optimizer, scheduler)
+        state = LoopState(**loop_dict)
+        _truncate_log(log_path, state.step)
+
+    def checkpoint() -> None:
+        save_checkpoint(ckpt_dir, state.step, model, optimizer, scheduler, asdict(state), best, cfg.keep_checkpoints)
+
+    def run_eval() -> None:
+        nonlocal best
+        if evaluate is None:
+            return
+        metrics = evaluate()
+        value = metrics[cfg.metric]
+        record = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 3), **metrics}
+        state.evals.append(record)
+        if _improved(cfg.metric, value, state.best_metric):
+            state.best_metric, state.best_step, state.evals_without_improvement = value, state.step, 0
+            best = trainable_state(model) if cfg.early_stopping_patience else None
+        else:
+            state.evals_without_improvement += 1
+            if cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience:
+                state.stopped_early = True
+        _append_log(log_path, {"type": "eval", **record})
+
+    model.to(device).train()
+    window_loss, window_samples, window_seconds = 0.0, 0, 0.0
+    with training_bar(progress) as bar:
+        task = bar.add_task("training", total=total_steps, completed=state.step, loss="-", rate="-")
+        while state.step < total_steps and not state.stopped_early:
+            batches = batch_order(lengths, cfg.batch_size, seed=cfg.seed + state.epoch, shuffle=True,
+                                  group_by_length=cfg.group_by_length)
+            acc = cfg.gradient_accumulation_steps
+            groups = [batches[i:i + acc] for i in range(0, len(batches), acc)]
+            for group in groups[state.step_in_epoch:]:
+                started = time.perf_counter()
+                group_samples = sum(len(b) for b in group)
+                step_loss = 0.0
+                for indices in group:
+                    inputs = {k: v.to(device) for k, v in collate(train, indices, pad_id, padding_side).items()}
+                    with autocast(precision, device):
+                        loss = model(**inputs).loss
+                    # Weight each micro-batch by its share of the step's samples (the last may be short).
+                    (loss * (len(indices) / group_samples)).backward()
+                    step_loss += loss.item() * len(indices) / group_samples
+                    state.tokens += int(inputs["attention_mask"].sum())
+                    state.padded_tokens += inputs["attention_mask"].numel()
+                if cfg.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None],
+                                                   cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                elapsed = time.perf_counter() - started
+                state.step += 1
+                state.step_in_epoch += 1
+                state.samples += group_samples
+                state.seconds += elapsed
+                window_loss += step_loss
+                window_samples += group_samples
+                window_seconds += elapsed
+                bar.update(task, advance=1, loss=f"{step_loss:.4f}", rate=f"{state.samples / state.seconds:.0f}")
+                if state.step % cfg.log_every == 0 or state.step == total_steps:
+                    n_steps = state.step % cfg.log_every or cfg.log_every
+                    _append_log(log_path, {"type": "train", "step": state.step, "epoch": state.epoch,
+                                           "loss": window_loss / max(1, n_steps),
+                                           "learning_rate": scheduler.get_last_lr()[0],
+                                           "samples_per_second": window_samples / max(window_seconds, 1e-9)})
+                    window_loss, window_samples, window_seconds = 0.0, 0, 0.0
+                last_of_epoch = state.step_in_epoch == len(groups)
+                if (cfg.eval_every and state.step % cfg.eval_every == 0) or \
+                        (cfg.eval_every is None and last_of_epoch) or state.step == total_steps:
+                    if not state.evals or state.evals[-1]["step"] != state.step:
+                        run_eval()
+                if last_of_epoch:
+                    state.epoch += 1
+                    state.step_in_epoch = 0
+                if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < total_steps:
+                    checkpoint()
+                if stop_after is not None and state.step >= stop_after:
+                    raise KeyboardInterrupt(f"stopped after {stop_after} steps (test hook)")
+                if state.step >= total_steps or state.stopped_early:
+                    break
+            else:
+                continue
+            break
+    if best is not None and state.best_step != state.step:
+        load_trainable_state(model, best)  # early stopping: back to the best evaluation's weights
+    return FitResult(state=state, total_steps=total_steps)
+
+
+def _append_log(path: Path, record: dict) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from (they will be written again)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")

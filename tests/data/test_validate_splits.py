@@ -1,0 +1,76 @@
+"""validate_splits and labels_from_train."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuneforge.data import DatasetSplits, Example, labels_from_train, validate_splits
+from tuneforge.errors import TuneforgeError
+
+WHERE = {"train": "data/train.csv", "validation": "data/dev.csv", "test": "data/test.csv"}
+
+
+def examples(*labels: str) -> list[Example]:
+    return [Example(text=f"text {i}", label=label) for i, label in enumerate(labels)]
+
+
+def splits(train: list[Example], validation: list[Example], test: list[Example]) -> DatasetSplits:
+    return DatasetSplits(train, validation, test, labels=labels_from_train(train))
+
+
+def error_of(data: DatasetSplits, where: dict[str, str] | None = WHERE) -> str:
+    with pytest.raises(TuneforgeError) as caught:
+        validate_splits(data, where=where)
+    return str(caught.value)
+
+
+def test_good_splits_pass() -> None:
+    validate_splits(splits(examples("a", "b", "a"), examples("b"), examples("a", "b")), where=WHERE)
+
+
+def test_label_in_test_never_seen_in_train() -> None:
+    message = error_of(
+        splits(examples("pos", "neg"), examples("pos"), examples("pos", "Neutral", "Neutral"))
+    )
+    assert 'the test split (data/test.csv) has 2 example(s) labelled "Neutral"' in message
+    assert "train split (data/train.csv) never uses" in message
+    assert 'add "Neutral" examples to train, or remove them from test' in message
+
+
+def test_unseen_label_suggests_a_spelling_fix() -> None:
+    message = error_of(
+        splits(examples("positive", "negative"), examples("Positive"), examples("negative"))
+    )
+    assert 'the validation split (data/dev.csv) has 1 example(s) labelled "Positive"' in message
+    assert 'Did you mean "positive"?' in message
+
+
+def test_fewer_than_two_classes_names_the_class_and_file() -> None:
+    message = error_of(splits(examples("pos", "pos"), [], []), where={"train": "data/train.csv"})
+    assert 'the train split (data/train.csv) has only one class, "pos"' in message
+
+
+def test_empty_train_and_empty_given_split_are_reported_together() -> None:
+    message = error_of(splits([], [], examples("a")))
+    assert "the train split (data/train.csv) has no examples" in message
+    assert "the validation split (data/dev.csv) has no examples" in message
+
+
+def test_splits_not_given_may_be_empty() -> None:
+    validate_splits(splits(examples("a", "b"), [], []), where={"train": "data/train.csv"})
+
+
+def test_unlabelled_training_examples() -> None:
+    train = examples("a", "b") + [Example(text="no label")]
+    assert "1 example(s) without a label" in error_of(splits(train, [], []), where=None)
+
+
+def test_label_list_must_cover_train() -> None:
+    data = DatasetSplits(examples("a", "b", "c"), [], [], labels=["a", "b"])
+    assert 'label(s) "c" missing from the label list' in error_of(data, where=None)
+
+
+def test_labels_from_train_sorts_integers_numerically() -> None:
+    assert labels_from_train(examples("10", "2", "-1", "2")) == ["-1", "2", "10"]
+    assert labels_from_train(examples("pos", "neg", "10")) == ["10", "neg", "pos"]
+    assert labels_from_train([Example("x")]) == []
