@@ -93,3 +93,22 @@ def tiny_config(tiny_bert, tiny_data, tmp_path) -> dict:
                   "log_every": 2},
         "output_dir": str(tmp_path / "run"),
     }
+
+
+@pytest.fixture(scope="session")
+def make_tiny_config(tiny_bert, tiny_data):
+    """``tiny_config`` for a given output_dir, for module-scoped runs (which cannot use ``tmp_path``)."""
+
+    def make(output_dir: Path) -> dict:
+        return {
+            "name": "tiny",
+            "model": str(tiny_bert),
+            "data": {"train": str(tiny_data["train"]), "validation": str(tiny_data["validation"]),
+                     "test": str(tiny_data["test"]), "max_length": 32},
+            "method": {"name": "full"},
+            "train": {"epochs": 2, "batch_size": 8, "learning_rate": 5e-3, "precision": "fp32", "seed": 0,
+                      "log_every": 2},
+            "output_dir": str(output_dir),
+        }
+
+    return make

@@ -29,7 +29,8 @@ class Run:
     device: torch.device = torch.device("cpu")
 
     @classmethod
-    def load(cls, run_dir: str | Path, *, precision: str = "auto", device: str = "cpu") -> Run:
+    def load(cls, run_dir: str | Path, *, precision: str | None = None, device: str = "cpu") -> Run:
+        """``precision`` defaults to the run's own ``train.precision`` (auto, fp32 or bf16)."""
         from tuneforge.config import TrainConfig, load_config
         from tuneforge.methods import build_method
         from tuneforge.models.backbones import load_backbone, load_tokenizer
@@ -56,7 +57,7 @@ class Run:
         metrics_path = run_dir / "metrics.json"
         metrics = read_json(metrics_path) if metrics_path.exists() else {}
         return cls(dir=run_dir, config=cfg, labels=labels, model=model, tokenizer=load_tokenizer(str(model_dir)),
-                   metrics=metrics, precision=resolve_precision(precision, dev), device=dev)
+                   metrics=metrics, precision=resolve_precision(precision or cfg.train.precision, dev), device=dev)
 
     def _encode(self, examples: Sequence[Example]):
         from tuneforge.training.batching import encode
@@ -111,6 +112,6 @@ def _as_examples(texts: Sequence[str] | Sequence[Example], pairs: Sequence[str] 
     return out
 
 
-def load(run_dir: str | Path, *, precision: str = "auto", device: str = "cpu") -> Run:
+def load(run_dir: str | Path, *, precision: str | None = None, device: str = "cpu") -> Run:
     """Load a finished run: ``tuneforge.load("runs/airline-lora-...").predict(["great flight"])``."""
     return Run.load(run_dir, precision=precision, device=device)

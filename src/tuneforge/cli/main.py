@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tuneforge.errors import TuneforgeError
 
@@ -129,11 +130,12 @@ def _print_metrics(metrics: dict, labels: list[str]) -> None:
 @datasets_app.command("list")
 def datasets_list() -> None:
     """The built-in datasets (read from installed packages, never downloaded)."""
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from tuneforge.data import list_datasets
 
-    table = Table("name", "language", "labels", "installed", "description")
+    width = max(len(d.name) for d in list_datasets())
+    table = Table(Column("name", no_wrap=True, min_width=width), "language", "labels", "installed", "description")
     for ds in list_datasets():
         table.add_row(ds.name, ds.language, ", ".join(ds.labels), "yes" if ds.available() else f"no: {ds.install}",
                       ds.description)
@@ -167,7 +169,7 @@ def main() -> None:
     try:
         app()
     except TuneforgeError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted; a run with checkpoints continues with `tuneforge train --resume RUN_DIR`.")

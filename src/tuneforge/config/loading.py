@@ -6,6 +6,7 @@ line, the key, the bad value and the closest valid key.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,20 +18,49 @@ from tuneforge.errors import TuneforgeError, did_you_mean
 M = TypeVar("M", bound=BaseModel)
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3``, ``5e3`` as numbers (YAML 1.1 wants ``1.0e-3``), and
+    rejects a key written twice in one mapping instead of silently keeping the last."""
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f'the key "{key}" appears twice (lines {seen[key]} and '
+                    f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
     """The mapping in ``path`` and its YAML node tree (for line numbers in error messages)."""
     if not path.exists():
         raise TuneforgeError(f"Config file {path.resolve()} does not exist. Check the path, or see "
                              "the shipped examples in configs/.")
-    text = path.read_text(encoding="utf-8")
+    if not path.is_file():
+        raise TuneforgeError(f"Config file {path.resolve()} is a folder; give the YAML file inside it.")
     try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TuneforgeError(f"{path}: not UTF-8 text (byte {exc.start}). Save the config as UTF-8.") from None
+    try:
+        data = parse_yaml(text)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise TuneforgeError(f"{path}{where}: not valid YAML ({problem}). Fix the syntax there; "
+        raise TuneforgeError(f"{path}{where}: not valid YAML ({problem}). Fix it there; "
                              "keys and values are written as `key: value`.") from None
     if data is None:
         data = {}
@@ -51,7 +81,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if not parts:
             raise TuneforgeError(f'Override "{item}" has an empty key.')
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = parse_yaml(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
         target = data
@@ -147,14 +177,15 @@ def _user_loc(model: type[BaseModel], raw_loc: tuple[Any, ...]) -> tuple[Any, ..
 
 
 def format_validation_error(exc: ValidationError, model: type[BaseModel], source: str,
-                            node: yaml.Node | None) -> TuneforgeError:
+                            node: yaml.Node | None, overrides: list[str] | None = None) -> TuneforgeError:
     problems = []
     for err in exc.errors():
         raw_loc = tuple(err["loc"])
         loc = _user_loc(model, raw_loc)
         dotted = ".".join(str(p) for p in loc)
-        line = _line_of(node, loc)
-        where = f"line {line}, " if line else ""
+        override = _override_for(loc, overrides or [])
+        line = None if override else _line_of(node, loc)
+        where = f'override "{override}": ' if override else (f"line {line}, " if line else "")
         if err["type"] == "extra_forbidden":
             valid = _fields_at(model, raw_loc)
             hint = did_you_mean(str(loc[-1]), valid) if valid else ""
@@ -173,6 +204,17 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
                           problems)
 
 
+def _override_for(loc: tuple[Any, ...], overrides: list[str]) -> str | None:
+    """The last override that set ``loc`` (or a section above it), if any."""
+    dotted = ".".join(str(p) for p in loc)
+    found = None
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if dotted == key or dotted.startswith(key + "."):
+            found = item
+    return found
+
+
 def load_config(model: type[M], path: str | Path | None = None, overrides: list[str] | None = None,
                 data: dict[str, Any] | None = None) -> M:
     """Validate a config from a YAML file and/or a mapping, then apply overrides."""
@@ -189,7 +231,7 @@ def load_config(model: type[M], path: str | Path | None = None, overrides: list[
     try:
         return model.model_validate(merged)
     except ValidationError as exc:
-        raise format_validation_error(exc, model, source, node) from None
+        raise format_validation_error(exc, model, source, node, list(overrides or [])) from None
 
 
 def dump_config(config: BaseModel) -> str:

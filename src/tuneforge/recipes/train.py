@@ -13,17 +13,18 @@ from rich.console import Console
 
 from tuneforge.config import TrainConfig, dump_config, load_config
 from tuneforge.data.source import load_splits
+from tuneforge.data.splits import subsample_stratified
 from tuneforge.errors import TuneforgeError
 from tuneforge.evaluation.inference import predict_proba
 from tuneforge.evaluation.metrics import classification_metrics, mean_loss
 from tuneforge.evaluation.plots import plot_confusion, plot_loss
 from tuneforge.methods import build_method
 from tuneforge.methods.params import count_parameters
-from tuneforge.models.backbones import load_backbone
+from tuneforge.models.backbones import load_backbone, resolve_model
 from tuneforge.models.precision import resolve_precision
 from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, update_status, write_json
 from tuneforge.run import Run
-from tuneforge.training.batching import Encoded, encode
+from tuneforge.training.batching import encode
 from tuneforge.training.checkpoint import write_atomic_folder
 from tuneforge.training.loop import fit
 
@@ -68,7 +69,7 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
     else:
         cfg = as_config(config, overrides)
         run_dir = new_run_dir(cfg.name, cfg.output_dir)
-        if run_dir.exists() and any(run_dir.iterdir()):
+        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
             raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another "
                                  f"output_dir, or continue it with `tuneforge train --resume {run_dir}`.")
     loop = cfg.train
@@ -79,6 +80,7 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
     precision = resolve_precision(loop.precision, device)
 
     splits = load_splits(cfg.data, loop.seed)
+    resolve_model(cfg.model)  # a wrong model path fails before the run folder is created
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_to_save = cfg.model_copy(update={"output_dir": run_dir})
     (run_dir / "config.yaml").write_text(dump_config(cfg_to_save), encoding="utf-8")
@@ -121,9 +123,9 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
     eval_kwargs: dict[str, Any] = dict(batch_size=max(64, loop.batch_size), precision=precision, device=device,
                                        pad_id=pad_id, padding_side=side)
     val = enc["validation"]
-    if cfg.data.max_eval_samples and cfg.data.max_eval_samples < len(val):
-        val = Encoded(val.input_ids[:cfg.data.max_eval_samples], val.labels[:cfg.data.max_eval_samples],
-                      val.token_type_ids[:cfg.data.max_eval_samples] if val.token_type_ids else None)
+    if cfg.data.max_eval_samples and cfg.data.max_eval_samples < len(splits.validation):
+        sample = subsample_stratified(splits.validation, cfg.data.max_eval_samples, seed=loop.seed)
+        val = encode(sample, tokenizer, splits.labels, max_len)
 
     def evaluate() -> dict[str, float]:
         probs = predict_proba(model, val, **eval_kwargs)
@@ -139,7 +141,9 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
     test = classification_metrics(enc["test"].labels, probs.argmax(-1).tolist(), splits.labels)
     test["loss"] = mean_loss(probs, enc["test"].labels)
     test["seconds"] = time.perf_counter() - started
-    final_val = state.evals[-1] if state.evals else {}
+    # With early stopping the model holds the best evaluation's weights: report that evaluation.
+    best_eval = [e for e in state.evals if e["step"] == state.best_step] if loop.early_stopping_patience else []
+    final_val = best_eval[-1] if best_eval else (state.evals[-1] if state.evals else {})
     metrics = flatten("", {
         "train": {"seconds": state.seconds, "samples": state.samples, "tokens": state.tokens, "steps": state.step,
                   "samples_per_second": state.samples / max(state.seconds, 1e-9),

@@ -65,6 +65,7 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
         device: torch.device, pad_id: int, padding_side: str = "right", evaluate: Evaluate | None = None,
         resume: bool = False, progress: bool = True, stop_after: int | None = None) -> FitResult:
     """Train ``model`` in place. ``stop_after`` simulates an interruption after that many steps (tests)."""
+    model.to(device).train()
     optimizer = build_optimizer(model, cfg)
     lengths = train.lengths()
     micro_per_epoch = math.ceil(len(train) / cfg.batch_size)
@@ -78,7 +79,8 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
     if resume and (found := list_checkpoints(ckpt_dir)):
         loop_dict, best = load_checkpoint(found[-1], model, optimizer, scheduler)
         state = LoopState(**loop_dict)
-        _truncate_log(log_path, state.step)
+    if resume:
+        _truncate_log(log_path, state.step)  # steps after the checkpoint (or all, without one) run again
 
     def checkpoint() -> None:
         save_checkpoint(ckpt_dir, state.step, model, optimizer, scheduler, asdict(state), best, cfg.keep_checkpoints)
@@ -100,7 +102,6 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
                 state.stopped_early = True
         _append_log(log_path, {"type": "eval", **record})
 
-    model.to(device).train()
     window_loss, window_samples, window_seconds = 0.0, 0, 0.0
     with training_bar(progress) as bar:
         task = bar.add_task("training", total=total_steps, completed=state.step, loss="-", rate="-")

