@@ -53,6 +53,8 @@ class TrainLoopConfig(StrictModel):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast where the hardware runs it fast (CPU with AMX or AVX-512 "
                             "BF16, CUDA with bf16), fp32 elsewhere.")
+    fast_dropout: bool = Field(True, description="Dropout with a cheaper random mask (same keep probability "
+                                                 "and scaling as nn.Dropout; ~3x faster on CPU).")
     group_by_length: bool = Field(True, description="Batch texts of similar length together (less padding).")
     eval_every: int | None = Field(None, gt=0, description="Evaluate every N optimizer steps; default: each epoch.")
     early_stopping_patience: int | None = Field(None, ge=1, description="Stop after N evaluations without "

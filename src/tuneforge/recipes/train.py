@@ -20,12 +20,14 @@ from tuneforge.evaluation.metrics import classification_metrics, mean_loss
 from tuneforge.evaluation.plots import plot_confusion, plot_loss
 from tuneforge.methods import build_method
 from tuneforge.methods.params import count_parameters
+from tuneforge.models.attention import restore_attention, use_training_attention
 from tuneforge.models.backbones import load_backbone, resolve_model
 from tuneforge.models.precision import resolve_precision
 from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, update_status, write_json
 from tuneforge.run import Run
 from tuneforge.training.batching import encode
 from tuneforge.training.checkpoint import write_atomic_folder
+from tuneforge.training.fast_dropout import use_fast_dropout
 from tuneforge.training.loop import fit
 
 log = logging.getLogger(__name__)
@@ -102,8 +104,12 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
     loop = cfg.train
     backbone = load_backbone(cfg.model, splits.labels)
     tokenizer = backbone.tokenizer
+    if loop.fast_dropout:
+        use_training_attention(backbone.model)
     method = build_method(cfg.method)
     model = method.apply(backbone)
+    if loop.fast_dropout:
+        use_fast_dropout(model)
     n_trainable, n_total = count_parameters(model)
     console.print(f"[bold]{cfg.name}[/]: {cfg.method.name} on {backbone.path} - trainable parameters "
                   f"{n_trainable:,} of {n_total:,} ({100 * n_trainable / n_total:.3f}%), precision {precision}, "
@@ -163,6 +169,7 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
                    f"{cfg.name}: test accuracy {test['accuracy']:.3f}")
 
     def write_model(folder: Path) -> None:
+        restore_attention(backbone.model)
         method.save(model, folder)
         tokenizer.save_pretrained(folder)
         write_json(folder / "labels.json", splits.labels)
