@@ -115,31 +115,33 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _fields_at(model: type[BaseModel], raw_loc: tuple[Any, ...]) -> list[str]:
-    """Valid field names of the section that ``raw_loc`` (pydantic's location) points into.
+def _walk(model: type[BaseModel], raw_loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], type[BaseModel] | None]:
+    """Follow pydantic's error location through the schema.
 
-    Discriminated unions put the chosen member's tag into the location (``method.lora.rr``); the tag
-    picks the member whose ``name`` field defaults to it.
+    Returns the location as the user wrote it and the config section that holds its last key.
+    Discriminated unions put the chosen member's tag into pydantic's location (``method.lora.rr``); the
+    tag picks the member whose ``name`` field defaults to it and is dropped from the user's location.
     """
-    current: Any = model
-    parts = list(raw_loc[:-1])
+    user: list[Any] = []
+    current: type[BaseModel] | None = model
+    section: type[BaseModel] | None = model
+    parts = list(raw_loc)
     while parts:
         part = parts.pop(0)
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        field = current.model_fields.get(part)
+        user.append(part)
+        section = current
+        field = current.model_fields.get(part) if current is not None else None
         if field is None:
-            return []
+            user.extend(parts)
+            return tuple(user), (section if not parts else None)
         members = _models_in(field.annotation)
         if len(members) > 1 and parts:
             tag = parts.pop(0)
-            current = next((m for m in members if m.model_fields.get("name") is not None
+            current = next((m for m in members if "name" in m.model_fields
                             and m.model_fields["name"].default == tag), None)
         else:
             current = members[0] if members else None
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
+    return tuple(user), section
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -151,43 +153,17 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
-def _user_loc(model: type[BaseModel], raw_loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop union tags from a location, so it reads like the user's YAML (``method.r``)."""
-    out: list[Any] = []
-    current: Any = model
-    parts = list(raw_loc)
-    while parts:
-        part = parts.pop(0)
-        out.append(part)
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            out.extend(parts)
-            break
-        field = current.model_fields.get(part)
-        if field is None:
-            out.extend(parts)
-            break
-        members = _models_in(field.annotation)
-        if len(members) > 1 and parts:
-            tag = parts.pop(0)
-            current = next((m for m in members if m.model_fields.get("name") is not None
-                            and m.model_fields["name"].default == tag), None)
-        else:
-            current = members[0] if members else None
-    return tuple(out)
-
-
 def format_validation_error(exc: ValidationError, model: type[BaseModel], source: str,
                             node: yaml.Node | None, overrides: list[str] | None = None) -> TuneforgeError:
     problems = []
     for err in exc.errors():
-        raw_loc = tuple(err["loc"])
-        loc = _user_loc(model, raw_loc)
+        loc, section = _walk(model, tuple(err["loc"]))
         dotted = ".".join(str(p) for p in loc)
         override = _override_for(loc, overrides or [])
         line = None if override else _line_of(node, loc)
         where = f'override "{override}": ' if override else (f"line {line}, " if line else "")
         if err["type"] == "extra_forbidden":
-            valid = _fields_at(model, raw_loc)
+            valid = list(section.model_fields) if section is not None else []
             hint = did_you_mean(str(loc[-1]), valid) if valid else ""
             problems.append(f'{where}unknown key "{dotted}".{hint}')
         elif err["type"] == "missing":

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from tuneforge.config import TrainConfig, dump_config, load_config
 from tuneforge.data.source import load_splits
@@ -111,7 +112,7 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
     if loop.fast_dropout:
         use_fast_dropout(model)
     n_trainable, n_total = count_parameters(model)
-    console.print(f"[bold]{cfg.name}[/]: {cfg.method.name} on {backbone.path} - trainable parameters "
+    console.print(f"[bold]{escape(cfg.name)}[/]: {cfg.method.name} on {escape(backbone.path)} - trainable parameters "
                   f"{n_trainable:,} of {n_total:,} ({100 * n_trainable / n_total:.3f}%), precision {precision}, "
                   f"{len(splits.train):,} training examples")
     if precision == "bf16" and not method.saves_base:
@@ -178,7 +179,7 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     update_status(run_dir, status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     console.print(f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}; "
-                  f"{metrics['train.samples_per_second']:.1f} samples/s; run folder: {run_dir}")
+                  f"{metrics['train.samples_per_second']:.1f} samples/s; run folder: {escape(str(run_dir))}")
     return Run.load(run_dir)
 
 
