@@ -38,9 +38,17 @@ INTENDED: dict[str, Callable[[str, object], bool]] = {
     "freeze": lambda name, cfg: _head(name) or _top_layers(name, cfg.layers),
     "bitfit": lambda name, cfg: _head(name) or name.endswith(".bias"),
     "lora": lambda name, cfg: ".lora_A." in name or ".lora_B." in name or ".modules_to_save." in name,
+    "adapter": lambda name, cfg: _head(name) or ".adapter." in name,
+    "ia3": lambda name, cfg: ".ia3_l." in name or ".modules_to_save." in name,
+    "prompt": lambda name, cfg: name.startswith("prompt_encoder.") or ".modules_to_save." in name,
+    "ptuning": lambda name, cfg: name.startswith("prompt_encoder.") or ".modules_to_save." in name,
 }
 # Registered methods with their default options, plus other options that change what trains.
-CASES = [(name, {}) for name in sorted(registry())] + [("freeze", {"layers": 1}), ("freeze", {"layers": 0})]
+# The houlsby case uses gelu: in the tiny random BERT the attention output barely varies across tokens, so
+# a ReLU unit of the 2-wide bottleneck can be negative for every token, get no gradient and stay unchanged.
+CASES = [(name, {}) for name in sorted(registry())] + [
+    ("freeze", {"layers": 1}), ("freeze", {"layers": 0}),
+    ("adapter", {"placement": "houlsby", "non_linearity": "gelu"}), ("ptuning", {"encoder": "lstm"})]
 
 
 def case_id(case) -> str:

@@ -47,3 +47,8 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return trainable, total
+
+
+def head_modules(model: nn.Module, new_parameters: set[str]) -> list[str]:
+    """Module names that hold the head's parameters (trained and saved in full by peft)."""
+    return sorted({name.rsplit(".", 1)[0] for name in head_parameter_names(model, new_parameters)})

@@ -16,7 +16,7 @@ from torch import nn
 
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.base import MethodConfig, register
-from tuneforge.methods.params import head_parameter_names
+from tuneforge.methods.params import head_modules
 from tuneforge.models.backbones import Backbone
 
 
@@ -39,11 +39,6 @@ def default_targets(model: nn.Module) -> list[str]:
                              "method.target_modules to the names of its attention projections, e.g. "
                              "[q_proj, v_proj].")
     return list(TARGETS[model_type])
-
-
-def head_modules(model: nn.Module, new_parameters: set[str]) -> list[str]:
-    """Module names that hold the head's parameters (trained and saved in full by peft)."""
-    return sorted({name.rsplit(".", 1)[0] for name in head_parameter_names(model, new_parameters)})
 
 
 class Lora:
