@@ -442,7 +442,41 @@ def main() -> None:
     print(f"non-embedding parameters: {n_params:,}", file=log)
 
     runs: dict[tuple[str, str], list[dict]] = {}
-    for seed in args.seeds:
+    def report(seeds_done: list[int], final: bool) -> None:
+        done = argparse.Namespace(**{**vars(args), "seeds": seeds_done})
+        results = []
+        for method in args.methods:
+            tf, hf_default, hf_bf16 = (summarize(runs.get((method, side), [])) for side in
+                                       ("tuneforge", "hf_default", "hf_bf16"))
+            ratios, deltas = compare(tf, hf_default, hf_bf16)
+            result = {
+                "method": method,
+                "seeds": seeds_done,
+                "epochs": args.epochs,
+                "train_samples": args.train_samples,
+                "tuneforge": tf,
+                "hf_default": hf_default,
+                "hf_bf16": hf_bf16,
+                "ratios": ratios,
+                "accuracy_deltas": deltas,
+                "peak_gflops": {"bf16": peaks["bf16"], "fp32": peaks["fp32"]},
+                "non_embedding_params": n_params,
+                "busy_cores_before": busy,
+            }
+            noisy = [side for side in ("tuneforge", "hf_default", "hf_bf16")
+                     if result[side] and result[side]["other_busy_cores_max"] > 0.3]
+            if noisy:
+                print(f"WARNING: {method}: other processes were busy during {', '.join(noisy)} "
+                      "(see other_busy_cores_max); treat those speeds as unreliable.", file=log)
+            results.append(result)
+            if final:
+                print(json.dumps(result), file=stdout, flush=True)
+
+        if args.write_docs:
+            write_docs(args.docs_file, markdown_section(results, done, machine(), peaks))
+            print(f"wrote the train_vs_hf section of {args.docs_file}", file=log)
+
+    for index, seed in enumerate(args.seeds):
         for method in args.methods:
             lr = args.lora_lr if method == "lora" else args.full_lr
             sides = (["tuneforge"] if args.only in ("tuneforge", "both") else []) + \
@@ -457,38 +491,8 @@ def main() -> None:
                 result = run_in_subprocess(spec, log)
                 runs.setdefault((method, side), []).append(result)
                 print(f"  {json.dumps(result)}", file=log, flush=True)
-
-    results = []
-    for method in args.methods:
-        tf, hf_default, hf_bf16 = (summarize(runs.get((method, side), [])) for side in
-                                   ("tuneforge", "hf_default", "hf_bf16"))
-        ratios, deltas = compare(tf, hf_default, hf_bf16)
-        result = {
-            "method": method,
-            "seeds": args.seeds,
-            "epochs": args.epochs,
-            "train_samples": args.train_samples,
-            "tuneforge": tf,
-            "hf_default": hf_default,
-            "hf_bf16": hf_bf16,
-            "ratios": ratios,
-            "accuracy_deltas": deltas,
-            "peak_gflops": {"bf16": peaks["bf16"], "fp32": peaks["fp32"]},
-            "non_embedding_params": n_params,
-            "busy_cores_before": busy,
-        }
-        noisy = [side for side in ("tuneforge", "hf_default", "hf_bf16")
-                 if result[side] and result[side]["other_busy_cores_max"] > 0.3]
-        if noisy:
-            print(f"WARNING: {method}: other processes were busy during {', '.join(noisy)} "
-                  "(see other_busy_cores_max); treat those speeds as unreliable.", file=log)
-        results.append(result)
-        print(json.dumps(result), file=stdout, flush=True)
-
-    if args.write_docs:
-        write_docs(args.docs_file, markdown_section(results, args, machine(), peaks))
-        print(f"wrote the train_vs_hf section of {args.docs_file}", file=log)
-
+        # report after every seed, so an interrupted benchmark still documents the seeds it finished
+        report(args.seeds[:index + 1], final=index == len(args.seeds) - 1)
 
 if __name__ == "__main__":
     main()
