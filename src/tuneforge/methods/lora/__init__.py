@@ -17,6 +17,7 @@ from torch import nn
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.base import MethodConfig, register
 from tuneforge.methods.params import head_modules
+from tuneforge.methods.peft_folder import load_peft_folder, save_peft_folder
 from tuneforge.models.backbones import Backbone
 
 
@@ -64,12 +65,10 @@ class Lora:
         return peft.get_peft_model(model, peft_config)
 
     def save(self, model: nn.Module, folder: Path) -> None:
-        model.save_pretrained(folder, safe_serialization=True)
+        save_peft_folder(model, folder)
 
     def load(self, folder: Path, load_base: Callable[[], Backbone]) -> nn.Module:
-        import peft
-
-        return peft.PeftModel.from_pretrained(load_base().model, folder)
+        return load_peft_folder(folder, load_base)
 
 
 def _linear_names(model: nn.Module) -> set[str]:
