@@ -52,3 +52,13 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 def head_modules(model: nn.Module, new_parameters: set[str]) -> list[str]:
     """Module names that hold the head's parameters (trained and saved in full by peft)."""
     return sorted({name.rsplit(".", 1)[0] for name in head_parameter_names(model, new_parameters)})
+
+
+def check_target_modules(model: nn.Module, targets: list[str]) -> None:
+    """Every name in ``method.target_modules`` must end some module's name; else list the linear layers."""
+    names = [n for n, _ in model.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+        raise TuneforgeError(f"method.target_modules: {missing} not found in {type(model).__name__}. "
+                             f"Linear layers it has: {linear}.")

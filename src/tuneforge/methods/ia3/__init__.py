@@ -22,7 +22,7 @@ from torch import nn
 
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.base import MethodConfig, register
-from tuneforge.methods.params import head_modules
+from tuneforge.methods.params import check_target_modules, head_modules
 from tuneforge.methods.peft_folder import load_peft_folder, save_peft_folder
 from tuneforge.models.backbones import Backbone
 
@@ -72,12 +72,7 @@ class IA3:
         feedforward = self.config.feedforward_modules
         if feedforward is None:
             feedforward = default_feedforward(model, targets)
-        names = [n for n, _ in model.named_modules()]
-        missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
-        if missing:
-            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-            raise TuneforgeError(f"method.target_modules: {missing} not found in {type(model).__name__}. "
-                                 f"Linear layers it has: {linear}.")
+        check_target_modules(model, targets)
         outside = sorted(set(feedforward) - set(targets))
         if outside:
             raise TuneforgeError(f"method.feedforward_modules: {outside} are not in method.target_modules "

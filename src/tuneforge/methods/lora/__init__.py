@@ -16,7 +16,7 @@ from torch import nn
 
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.base import MethodConfig, register
-from tuneforge.methods.params import head_modules
+from tuneforge.methods.params import check_target_modules, head_modules
 from tuneforge.methods.peft_folder import load_peft_folder, save_peft_folder
 from tuneforge.models.backbones import Backbone
 
@@ -53,11 +53,7 @@ class Lora:
 
         model = backbone.model
         targets = self.config.target_modules or default_targets(model)
-        names = [n for n, _ in model.named_modules()]
-        missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
-        if missing:
-            raise TuneforgeError(f"method.target_modules: {missing} not found in {type(model).__name__}. "
-                                 f"Linear layers it has: {sorted(_linear_names(model))}.")
+        check_target_modules(model, targets)
         peft_config = peft.LoraConfig(
             task_type=peft.TaskType.SEQ_CLS, r=self.config.r, lora_alpha=self.config.alpha,
             lora_dropout=self.config.dropout, target_modules=targets,
@@ -69,10 +65,6 @@ class Lora:
 
     def load(self, folder: Path, load_base: Callable[[], Backbone]) -> nn.Module:
         return load_peft_folder(folder, load_base)
-
-
-def _linear_names(model: nn.Module) -> set[str]:
-    return {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)}
 
 
 register(LoraConfig, Lora, "low-rank updates of attention projections, through peft (Hu et al., 2021)")
