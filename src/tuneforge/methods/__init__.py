@@ -1,6 +1,13 @@
-"""Fine-tuning methods. Each folder registers itself; importing it here makes it available."""
+"""Fine-tuning methods. Each folder here is one method and registers itself with one ``register`` call;
+importing the folders (all of them, found on disk) makes them available."""
 
-from tuneforge.methods import adapter, bitfit, freeze, full, ia3, lora, prompt, ptuning  # noqa: F401  (one per folder)
-from tuneforge.methods.base import Method, MethodConfig, build_method, register, registry
+import importlib
+import pkgutil
 
-__all__ = ["Method", "MethodConfig", "build_method", "register", "registry"]
+from tuneforge.methods.base import Method, MethodBase, MethodConfig, build_method, register, registry
+
+for _info in pkgutil.iter_modules(__path__):
+    if _info.ispkg:
+        importlib.import_module(f"{__name__}.{_info.name}")
+
+__all__ = ["Method", "MethodBase", "MethodConfig", "build_method", "register", "registry"]

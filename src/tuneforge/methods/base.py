@@ -8,13 +8,16 @@ with one :func:`register` call; nothing central branches on the method's name.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import torch
 from torch import nn
 
 from tuneforge.config.base import StrictModel
+from tuneforge.errors import TuneforgeError
 from tuneforge.models.backbones import Backbone
 
 
@@ -44,6 +47,73 @@ class Method(Protocol):
     def load(self, folder: Path, load_base: Callable[[], Backbone]) -> nn.Module:
         """Load what ``save`` wrote; ``load_base`` gives the base backbone where one is needed."""
         ...
+
+    #: True when :meth:`merge` folds the method into the base weights (lora, adalora, ia3, bitfit).
+    merges: bool
+
+    #: True when :meth:`disabled` can give back the base model's computation (every method but full).
+    removable: bool
+
+    def plan(self, total_steps: int) -> None:
+        """Told, before ``apply``, how many optimizer steps training will take (AdaLoRA's budget)."""
+        ...
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """Called after each optimizer step (``step`` counts from 1), before the gradients are cleared."""
+        ...
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Training state the method keeps outside the model (AdaLoRA's importance scores), checkpointed
+        with the run so that ``--resume`` continues exactly; empty for most methods."""
+        ...
+
+    def load_state_dict(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned, on resume."""
+        ...
+
+    def merge(self, model: nn.Module) -> nn.Module:
+        """A plain transformers model computing what ``model`` computes (the method folded in)."""
+        ...
+
+    def disabled(self, model: nn.Module) -> AbstractContextManager[None]:
+        """Inside this context ``model`` computes what the base model did before ``apply`` (its original
+        head included); on exit the method is back, bit for bit."""
+        ...
+
+
+class MethodBase:
+    """Defaults for the optional parts of :class:`Method`; every method folder subclasses it."""
+
+    saves_base = False
+    merges = False
+    removable = True
+
+    def __init__(self, config: MethodConfig) -> None:
+        self.config = config
+
+    def plan(self, total_steps: int) -> None:
+        pass
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_dict(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+        if state:
+            raise RuntimeError(f"method {self.config.name} keeps no training state, but the checkpoint has some")
+
+    def merge(self, model: nn.Module) -> nn.Module:
+        merging = ", ".join(sorted(n for n, spec in _REGISTRY.items() if getattr(spec.factory, "merges", False)))
+        raise TuneforgeError(f"method {self.config.name} does not merge into the base weights: it adds modules or "
+                             "virtual tokens that a plain transformers model does not have. Methods that merge: "
+                             f"{merging}. Use the "
+                             "run folder itself (tuneforge.load / tuneforge predict) for this one.")
+
+    def disabled(self, model: nn.Module) -> AbstractContextManager[None]:
+        raise TuneforgeError(f"method {self.config.name} changes the base weights themselves, so it cannot be "
+                             "switched off; load the base model instead.")
 
 
 @dataclass(frozen=True)

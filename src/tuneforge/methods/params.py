@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
 from torch import nn
 
 from tuneforge.errors import TuneforgeError
@@ -62,3 +66,24 @@ def check_target_modules(model: nn.Module, targets: list[str]) -> None:
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
         raise TuneforgeError(f"method.target_modules: {missing} not found in {type(model).__name__}. "
                              f"Linear layers it has: {linear}.")
+
+
+def snapshot(model: nn.Module, names: set[str]) -> dict[str, torch.Tensor]:
+    """A copy of the named parameters' current values."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if n in names}
+
+
+@contextmanager
+def swapped_in(model: nn.Module, values: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Give the named parameters ``values`` inside the context; their own values come back on exit."""
+    params = dict(model.named_parameters())
+    saved = {n: params[n].detach().clone() for n in values}
+    try:
+        with torch.no_grad():
+            for n, v in values.items():
+                params[n].copy_(v)
+        yield
+    finally:
+        with torch.no_grad():
+            for n, v in saved.items():
+                params[n].copy_(v)

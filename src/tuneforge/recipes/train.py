@@ -29,7 +29,7 @@ from tuneforge.run import Run
 from tuneforge.training.batching import encode
 from tuneforge.training.checkpoint import write_atomic_folder
 from tuneforge.training.fast_dropout import use_fast_dropout
-from tuneforge.training.loop import fit
+from tuneforge.training.loop import count_steps, fit
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -108,6 +108,7 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
     if loop.fast_dropout:
         use_training_attention(backbone.model)
     method = build_method(cfg.method)
+    method.plan(count_steps(len(splits.train), loop))
     model = method.apply(backbone)
     if loop.fast_dropout:
         use_fast_dropout(model)
@@ -140,7 +141,8 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
         return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "loss": mean_loss(probs, val.labels)}
 
     result = fit(model, enc["train"], loop, run_dir=run_dir, precision=precision, device=device, pad_id=pad_id,
-                 padding_side=side, evaluate=evaluate, resume=resume, progress=progress, stop_after=stop_after)
+                 padding_side=side, evaluate=evaluate, resume=resume, progress=progress, stop_after=stop_after,
+                 method=method)
     state = result.state
 
     started = time.perf_counter()

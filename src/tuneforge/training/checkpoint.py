@@ -60,9 +60,13 @@ def write_atomic_text(path: Path, text: str) -> None:
 
 def save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, loop_state: dict[str, Any],
-                    best: dict[str, torch.Tensor] | None, keep: int) -> Path:
+                    best: dict[str, torch.Tensor] | None, keep: int, method: Any = None) -> Path:
     def write(tmp: Path) -> None:
         save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+        method_state = method.state_dict() if method is not None else {}
+        if method_state:
+            save_file({k: v.detach().cpu().contiguous() for k, v in method_state.items()},
+                      str(tmp / "method.safetensors"))
         if best is not None:
             save_file(best, str(tmp / "best.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
@@ -85,10 +89,14 @@ def list_checkpoints(folder: Path) -> list[Path]:
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, method: Any = None
                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
-    """Restore weights, optimizer, scheduler and RNG; return the loop state and the best weights."""
+    """Restore weights, optimizer, scheduler, RNG and the method's own state; return the loop state and the
+    best weights."""
     load_trainable_state(model, load_file(str(path / "trainable.safetensors")))
+    method_file = path / "method.safetensors"
+    if method is not None:
+        method.load_state_dict(model, load_file(str(method_file)) if method_file.exists() else {})
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     state = json.loads((path / "state.json").read_text(encoding="utf-8"))
     scheduler.load_state_dict(state["scheduler"])

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -29,6 +30,9 @@ from tuneforge.training.checkpoint import list_checkpoints, load_checkpoint, loa
     save_checkpoint, trainable_state
 from tuneforge.training.optim import build_optimizer, build_scheduler
 from tuneforge.training.progress import training_bar
+
+if TYPE_CHECKING:
+    from tuneforge.methods.base import Method
 
 Evaluate = Callable[[], dict[str, float]]
 
@@ -55,6 +59,15 @@ class FitResult:
     total_steps: int
 
 
+def count_steps(n_examples: int, cfg: TrainLoopConfig, epochs: float | None = None) -> int:
+    """Optimizer steps for ``epochs`` (default: the configured training; ``max_steps`` wins if set)."""
+    micro_per_epoch = math.ceil(n_examples / cfg.batch_size)
+    steps_per_epoch = math.ceil(micro_per_epoch / cfg.gradient_accumulation_steps)
+    if epochs is not None:
+        return steps_per_epoch
+    return cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+
+
 def _improved(metric: str, value: float, best: float | None) -> bool:
     if best is None:
         return True
@@ -63,27 +76,29 @@ def _improved(metric: str, value: float, best: float | None) -> bool:
 
 def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path, precision: Precision,
         device: torch.device, pad_id: int, padding_side: str = "right", evaluate: Evaluate | None = None,
-        resume: bool = False, progress: bool = True, stop_after: int | None = None) -> FitResult:
-    """Train ``model`` in place. ``stop_after`` simulates an interruption after that many steps (tests)."""
+        resume: bool = False, progress: bool = True, stop_after: int | None = None,
+        method: Method | None = None) -> FitResult:
+    """Train ``model`` in place. ``method`` gets its ``after_step`` call after every optimizer step and
+    its state checkpointed. ``stop_after`` simulates an interruption after that many steps (tests)."""
     model.to(device).train()
     optimizer = build_optimizer(model, cfg)
     lengths = train.lengths()
-    micro_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    steps_per_epoch = math.ceil(micro_per_epoch / cfg.gradient_accumulation_steps)
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    steps_per_epoch = count_steps(len(train), cfg, epochs=1)
+    total_steps = count_steps(len(train), cfg)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
     ckpt_dir = run_dir / "checkpoints"
     log_path = run_dir / "log.jsonl"
     state, best = LoopState(), None
 
     if resume and (found := list_checkpoints(ckpt_dir)):
-        loop_dict, best = load_checkpoint(found[-1], model, optimizer, scheduler)
+        loop_dict, best = load_checkpoint(found[-1], model, optimizer, scheduler, method)
         state = LoopState(**loop_dict)
     if resume:
         _truncate_log(log_path, state.step)  # steps after the checkpoint (or all, without one) run again
 
     def checkpoint() -> None:
-        save_checkpoint(ckpt_dir, state.step, model, optimizer, scheduler, asdict(state), best, cfg.keep_checkpoints)
+        save_checkpoint(ckpt_dir, state.step, model, optimizer, scheduler, asdict(state), best, cfg.keep_checkpoints,
+                        method)
 
     def run_eval() -> None:
         nonlocal best
@@ -128,6 +143,8 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
                                                    cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
+                if method is not None:
+                    method.after_step(model, state.step + 1)
                 optimizer.zero_grad(set_to_none=True)
                 elapsed = time.perf_counter() - started
                 state.step += 1

@@ -23,19 +23,20 @@ The model folder holds ``adapter_model.safetensors`` (adapter and head weights, 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from safetensors.torch import load_file, save_file
-from torch import nn
+from torch import Tensor, nn
 
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.adapter.layers import NonLinearity, Placement, adapter_modules, adapter_parameter_names, \
     adapters_disabled, add_adapters, insertion_points, set_adapters_enabled
-from tuneforge.methods.base import MethodConfig, register
-from tuneforge.methods.params import head_parameter_names, set_trainable
+from tuneforge.methods.base import MethodBase, MethodConfig, register
+from tuneforge.methods.params import head_parameter_names, set_trainable, snapshot, swapped_in
 from tuneforge.models.backbones import Backbone
 
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -53,12 +54,13 @@ class AdapterConfig(MethodConfig):
     non_linearity: NonLinearity = Field("relu", description="Activation inside the bottleneck (swish = SiLU).")
 
 
-class Adapter:
-    saves_base = False
+class Adapter(MethodBase):
+    config: AdapterConfig
 
     def __init__(self, config: AdapterConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self._head: set[str] = set()  # names of the head parameters (trained and saved with the adapters)
+        self._head_originals: dict[str, Tensor] = {}  # the head as the base model had it, for disabled()
 
     def apply(self, backbone: Backbone) -> nn.Module:
         model = backbone.model
@@ -70,8 +72,14 @@ class Adapter:
         cfg = self.config
         add_adapters(model, insertion_points(model, cfg.placement), cfg.reduction_factor, cfg.non_linearity)
         self._head = {n for n, p in model.named_parameters() if id(p) in head_ids}
+        self._head_originals = snapshot(model, self._head)
         set_trainable(model, adapter_parameter_names(model) | self._head)
         return model
+
+    @contextmanager
+    def disabled(self, model: nn.Module) -> Iterator[None]:
+        with adapters_disabled(model), swapped_in(model, self._head_originals):
+            yield
 
     def save(self, model: nn.Module, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -102,8 +110,9 @@ class Adapter:
         if unknown or missing:
             raise TuneforgeError(f"{folder / WEIGHTS_FILE} does not match the adapted model: unknown weights "
                                  f"{unknown[:3]}, missing weights {missing[:3]}.")
-        model.load_state_dict(weights, strict=False)
         self._head = set(weights) - adapter_parameter_names(model)
+        self._head_originals = snapshot(model, self._head)
+        model.load_state_dict(weights, strict=False)
         for p in model.parameters():
             p.requires_grad_(False)
         return model

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from torch import nn
 
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.base import MethodConfig, register
-from tuneforge.methods.hf_folder import load_hf_folder, save_hf_folder
-from tuneforge.methods.params import head_parameter_names, set_trainable, transformer_layers
+from tuneforge.methods.hf_folder import HFFolderMethod
+from tuneforge.methods.params import head_parameter_names, transformer_layers
 from tuneforge.models.backbones import Backbone
 
 
@@ -21,13 +18,10 @@ class FreezeConfig(MethodConfig):
     layers: int = Field(2, ge=0, description="How many of the top transformer layers train (0: head only).")
 
 
-class Freeze:
-    saves_base = True
+class Freeze(HFFolderMethod):
+    config: FreezeConfig
 
-    def __init__(self, config: FreezeConfig) -> None:
-        self.config = config
-
-    def apply(self, backbone: Backbone) -> nn.Module:
+    def trainable(self, backbone: Backbone) -> set[str]:
         model = backbone.model
         stack_name, stack = transformer_layers(model)
         k = self.config.layers
@@ -37,14 +31,7 @@ class Freeze:
         trainable = head_parameter_names(model, backbone.new_parameters)
         for index in range(len(stack) - k, len(stack)):
             trainable |= {f"{stack_name}.{index}.{n}" for n, _ in stack[index].named_parameters()}
-        set_trainable(model, trainable)
-        return model
-
-    def save(self, model: nn.Module, folder: Path) -> None:
-        save_hf_folder(model, folder)
-
-    def load(self, folder: Path, load_base: Callable[[], Backbone]) -> nn.Module:
-        return load_hf_folder(folder)
+        return trainable
 
 
 register(FreezeConfig, Freeze, "top k transformer layers and the head train")

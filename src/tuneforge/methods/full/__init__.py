@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Literal
 
-from torch import nn
-
 from tuneforge.methods.base import MethodConfig, register
-from tuneforge.methods.hf_folder import load_hf_folder, save_hf_folder
+from tuneforge.methods.hf_folder import HFFolderMethod
 from tuneforge.models.backbones import Backbone
 
 
@@ -17,22 +13,13 @@ class FullConfig(MethodConfig):
     name: Literal["full"] = "full"
 
 
-class Full:
-    saves_base = True
+class Full(HFFolderMethod):
+    # Switching full fine-tuning off would need a second copy of every weight, kept just in case; load the
+    # base model instead.
+    removable = False
 
-    def __init__(self, config: FullConfig) -> None:
-        self.config = config
-
-    def apply(self, backbone: Backbone) -> nn.Module:
-        for p in backbone.model.parameters():
-            p.requires_grad_(True)
-        return backbone.model
-
-    def save(self, model: nn.Module, folder: Path) -> None:
-        save_hf_folder(model, folder)
-
-    def load(self, folder: Path, load_base: Callable[[], Backbone]) -> nn.Module:
-        return load_hf_folder(folder)
+    def trainable(self, backbone: Backbone) -> set[str]:
+        return {n for n, _ in backbone.model.named_parameters()}
 
 
 register(FullConfig, Full, "all parameters train")

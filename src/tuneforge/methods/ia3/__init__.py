@@ -13,8 +13,6 @@ The head trains in full (peft ``modules_to_save``). The run folder holds a peft 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -23,7 +21,7 @@ from torch import nn
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.base import MethodConfig, register
 from tuneforge.methods.params import check_target_modules, head_modules
-from tuneforge.methods.peft_folder import load_peft_folder, save_peft_folder
+from tuneforge.methods.peft_folder import PeftMethod
 from tuneforge.models.backbones import Backbone
 
 
@@ -58,11 +56,9 @@ def default_feedforward(model: nn.Module, targets: list[str]) -> list[str]:
     return [m for m in FEEDFORWARD.get(_model_type(model), []) if m in targets]
 
 
-class IA3:
-    saves_base = False
-
-    def __init__(self, config: IA3Config) -> None:
-        self.config = config
+class IA3(PeftMethod):
+    merges = True
+    config: IA3Config
 
     def apply(self, backbone: Backbone) -> nn.Module:
         import peft
@@ -81,12 +77,6 @@ class IA3:
                                      feedforward_modules=feedforward,
                                      modules_to_save=head_modules(model, backbone.new_parameters))
         return peft.get_peft_model(model, peft_config)
-
-    def save(self, model: nn.Module, folder: Path) -> None:
-        save_peft_folder(model, folder)
-
-    def load(self, folder: Path, load_base: Callable[[], Backbone]) -> nn.Module:
-        return load_peft_folder(folder, load_base)
 
 
 register(IA3Config, IA3, "learned rescaling of keys, values and feed-forward activations, through peft "

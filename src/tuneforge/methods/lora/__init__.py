@@ -7,8 +7,6 @@ The head trains in full (peft ``modules_to_save``). The run folder holds a peft 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -17,7 +15,7 @@ from torch import nn
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.base import MethodConfig, register
 from tuneforge.methods.params import check_target_modules, head_modules
-from tuneforge.methods.peft_folder import load_peft_folder, save_peft_folder
+from tuneforge.methods.peft_folder import PeftMethod
 from tuneforge.models.backbones import Backbone
 
 
@@ -42,11 +40,9 @@ def default_targets(model: nn.Module) -> list[str]:
     return list(TARGETS[model_type])
 
 
-class Lora:
-    saves_base = False
-
-    def __init__(self, config: LoraConfig) -> None:
-        self.config = config
+class Lora(PeftMethod):
+    merges = True
+    config: LoraConfig
 
     def apply(self, backbone: Backbone) -> nn.Module:
         import peft
@@ -59,12 +55,6 @@ class Lora:
             lora_dropout=self.config.dropout, target_modules=targets,
             modules_to_save=head_modules(model, backbone.new_parameters))
         return peft.get_peft_model(model, peft_config)
-
-    def save(self, model: nn.Module, folder: Path) -> None:
-        save_peft_folder(model, folder)
-
-    def load(self, folder: Path, load_base: Callable[[], Backbone]) -> nn.Module:
-        return load_peft_folder(folder, load_base)
 
 
 register(LoraConfig, Lora, "low-rank updates of attention projections, through peft (Hu et al., 2021)")

@@ -14,8 +14,6 @@ embeddings (512 for BERT and MiniLM). The run folder holds a peft adapter folder
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -24,7 +22,7 @@ from torch import nn
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.base import MethodConfig, register
 from tuneforge.methods.params import head_modules
-from tuneforge.methods.peft_folder import load_peft_folder, save_peft_folder
+from tuneforge.methods.peft_folder import PeftMethod
 from tuneforge.models.backbones import Backbone
 
 
@@ -54,11 +52,8 @@ def check_prompt_length(model: nn.Module, num_virtual_tokens: int) -> None:
                              f"model has {limit} positions. Use fewer virtual tokens (20 is typical).")
 
 
-class Prompt:
-    saves_base = False
-
-    def __init__(self, config: PromptConfig) -> None:
-        self.config = config
+class Prompt(PeftMethod):
+    config: PromptConfig
 
     def apply(self, backbone: Backbone) -> nn.Module:
         import peft
@@ -73,12 +68,6 @@ class Prompt:
             prompt_tuning_init_text=cfg.init_text, tokenizer_name_or_path=backbone.path if cfg.init == "text" else None,
             modules_to_save=head_modules(model, backbone.new_parameters))
         return peft.get_peft_model(model, peft_config)
-
-    def save(self, model: nn.Module, folder: Path) -> None:
-        save_peft_folder(model, folder)
-
-    def load(self, folder: Path, load_base: Callable[[], Backbone]) -> nn.Module:
-        return load_peft_folder(folder, load_base)
 
 
 register(PromptConfig, Prompt, "learned virtual-token embeddings prepended to the input, and the head, through "

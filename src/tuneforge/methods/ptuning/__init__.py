@@ -16,8 +16,6 @@ the first virtual token; keep ``data.max_length + num_virtual_tokens`` within th
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -25,7 +23,7 @@ from torch import nn
 
 from tuneforge.methods.base import MethodConfig, register
 from tuneforge.methods.params import head_modules
-from tuneforge.methods.peft_folder import load_peft_folder, save_peft_folder
+from tuneforge.methods.peft_folder import PeftMethod
 from tuneforge.methods.prompt import check_prompt_length
 from tuneforge.models.backbones import Backbone
 
@@ -38,11 +36,8 @@ class PTuningConfig(MethodConfig):
     encoder_hidden_size: int = Field(128, ge=1, description="Hidden size of the prompt encoder (k).")
 
 
-class PTuning:
-    saves_base = False
-
-    def __init__(self, config: PTuningConfig) -> None:
-        self.config = config
+class PTuning(PeftMethod):
+    config: PTuningConfig
 
     def apply(self, backbone: Backbone) -> nn.Module:
         import peft
@@ -57,12 +52,6 @@ class PTuning:
             encoder_reparameterization_type=encoder, encoder_hidden_size=cfg.encoder_hidden_size,
             modules_to_save=head_modules(model, backbone.new_parameters))
         return peft.get_peft_model(model, peft_config)
-
-    def save(self, model: nn.Module, folder: Path) -> None:
-        save_peft_folder(model, folder)
-
-    def load(self, folder: Path, load_base: Callable[[], Backbone]) -> nn.Module:
-        return load_peft_folder(folder, load_base)
 
 
 register(PTuningConfig, PTuning, "virtual-token embeddings from a small prompt encoder (MLP or LSTM), and the head, "
