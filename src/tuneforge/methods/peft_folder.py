@@ -29,21 +29,32 @@ def peft_disabled(model: nn.Module) -> Iterator[None]:
     """The base model's computation, its original head included.
 
     peft's ``disable_adapter`` switches off the adapter layers, but for prompt learning (prompt tuning,
-    P-tuning) it leaves the trained copy of the head (``modules_to_save``) in use; we switch those off
-    too, so every method means the same by "disabled". peft also resets ``requires_grad`` when it
-    switches back: we put back what the caller had.
+    P-tuning) it leaves the trained copy of the head (``modules_to_save``) in use, and on sequence
+    classifiers it fails (peft 0.21 restores a ``prepare_inputs_for_generation`` they do not have). So
+    for prompt learning we bypass the virtual tokens ourselves (the base model's own forward), and for
+    every method we switch the head copies off too, so all methods mean the same by "disabled". peft
+    also resets ``requires_grad`` when it switches back: we put back what the caller had.
     """
     from peft.utils.other import AuxiliaryTrainingWrapper
 
     grads = {name: p.requires_grad for name, p in model.named_parameters()}
     wrappers = [m for m in model.modules() if isinstance(m, AuxiliaryTrainingWrapper)]
     was_off = [m._disable_adapters for m in wrappers]
+    prompt_learning = model.peft_config[model.active_adapter].is_prompt_learning
     try:
-        with model.disable_adapter():
+        if prompt_learning:
+            model.forward = model.base_model.forward  # an instance attribute, shadowing PeftModel.forward
             for m in wrappers:
                 m.enable_adapters(False)
             yield
+        else:
+            with model.disable_adapter():
+                for m in wrappers:  # (peft leaves them as they are)
+                    m.enable_adapters(False)
+                yield
     finally:
+        if prompt_learning and "forward" in vars(model):
+            del model.forward
         for m, off in zip(wrappers, was_off):
             m.enable_adapters(not off)
         for name, p in model.named_parameters():
