@@ -27,6 +27,7 @@ class Run:
     metrics: dict[str, Any]
     precision: str = "fp32"
     device: torch.device = torch.device("cpu")
+    method: Any = None  # the Method that loaded the model (merge, disabled)
 
     @classmethod
     def load(cls, run_dir: str | Path, *, precision: str | None = None, device: str = "cpu") -> Run:
@@ -57,7 +58,15 @@ class Run:
         metrics_path = run_dir / "metrics.json"
         metrics = read_json(metrics_path) if metrics_path.exists() else {}
         return cls(dir=run_dir, config=cfg, labels=labels, model=model, tokenizer=load_tokenizer(str(model_dir)),
-                   metrics=metrics, precision=resolve_precision(precision or cfg.train.precision, dev), device=dev)
+                   metrics=metrics, precision=resolve_precision(precision or cfg.train.precision, dev), device=dev,
+                   method=method)
+
+    def export_merged(self, folder: str | Path) -> Path:
+        """Write a plain Hugging Face model folder with the method folded into the weights: it loads with
+        ``transformers.AutoModelForSequenceClassification`` alone (``tuneforge export RUN_DIR --merge OUT``)."""
+        from tuneforge.recipes.export import export_merged
+
+        return export_merged(self, Path(folder))
 
     def _encode(self, examples: Sequence[Example]):
         from tuneforge.training.batching import encode

@@ -332,6 +332,15 @@ def case_resume_a_finished_run(tmp_path, cfg, run_dir):
     return ["train", "--resume", run_dir], [str(run_dir), "already finished"]
 
 
+def case_export_without_a_target(tmp_path, cfg, run_dir):
+    return ["export", run_dir], ["--merge OUT"]
+
+
+def case_export_into_a_folder_in_use(tmp_path, cfg, run_dir):
+    (tmp_path / "mine.txt").write_text("keep", encoding="utf-8")
+    return ["export", run_dir, "--merge", tmp_path], [str(tmp_path), "not empty"]
+
+
 def case_unknown_dataset(tmp_path, cfg, run_dir):
     return ["datasets", "export", "airline-sentimnt", tmp_path / "x"], ['"airline-sentimnt"', "airline-sentiment"]
 

@@ -127,6 +127,24 @@ def _print_metrics(metrics: dict, labels: list[str]) -> None:
     out.print(table)
 
 
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    merge: Annotated[Optional[Path], typer.Option(help="Write a plain Hugging Face model here, the method merged "
+                                                       "into the weights (lora, adalora, ia3, bitfit, full, freeze).")
+                     ] = None,
+) -> None:
+    """Export a trained model for use without tuneforge."""
+    from tuneforge.run import load
+
+    if merge is None:
+        raise TuneforgeError("Say what to export: --merge OUT writes a plain Hugging Face model folder.")
+    run = load(run_dir, precision="fp32")
+    folder = run.export_merged(merge)
+    out.print(f"wrote a merged Hugging Face model to [bold]{folder}[/]; load it with "
+              f"AutoModelForSequenceClassification.from_pretrained({str(folder)!r})")
+
+
 @datasets_app.command("list")
 def datasets_list() -> None:
     """The built-in datasets (read from installed packages, never downloaded)."""
