@@ -30,8 +30,10 @@ class Run:
     method: Any = None  # the Method that loaded the model (merge, disabled)
 
     @classmethod
-    def load(cls, run_dir: str | Path, *, precision: str | None = None, device: str = "cpu") -> Run:
-        """``precision`` defaults to the run's own ``train.precision`` (auto, fp32 or bf16)."""
+    def load(cls, run_dir: str | Path, *, precision: str | None = None, device: str = "cpu",
+             shared: Any = None) -> Run:
+        """``precision`` defaults to the run's own ``train.precision`` (auto, fp32 or bf16). ``shared``, a
+        :class:`~tuneforge.models.shared.SharedBackbone`, gives the base model (for :class:`Runs`)."""
         from tuneforge.config import TrainConfig, load_config
         from tuneforge.methods import build_method
         from tuneforge.models.backbones import load_backbone, load_tokenizer
@@ -51,7 +53,10 @@ class Run:
         cfg = load_config(TrainConfig, path=run_dir / "config.yaml")
         labels = read_json(model_dir / "labels.json")
         method = build_method(cfg.method)
-        model = method.load(model_dir, lambda: load_backbone(cfg.model, labels))
+        if shared is not None:
+            model = method.load(model_dir, lambda: shared.backbone(labels))
+        else:
+            model = method.load(model_dir, lambda: load_backbone(cfg.model, labels))
         model.eval()
         dev = torch.device(device)
         model.to(dev)
@@ -121,6 +126,78 @@ def _as_examples(texts: Sequence[str] | Sequence[Example], pairs: Sequence[str] 
     return out
 
 
-def load(run_dir: str | Path, *, precision: str | None = None, device: str = "cpu") -> Run:
-    """Load a finished run: ``tuneforge.load("runs/airline-lora-...").predict(["great flight"])``."""
-    return Run.load(run_dir, precision=precision, device=device)
+@dataclass
+class Runs:
+    """Several runs trained on the same backbone, loaded once: ``predict(texts, adapter=NAME)``.
+
+    The base model's weights are in memory once and shared by every run (see
+    :class:`~tuneforge.models.shared.SharedBackbone`); each run adds only its own weights (LoRA matrices,
+    adapters, prompts, its head). Runs of methods that train the base weights themselves (full, freeze,
+    bitfit) bring their own copy.
+    """
+
+    runs: dict[str, Run]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.runs)
+
+    def __getitem__(self, adapter: str) -> Run:
+        if adapter not in self.runs:
+            from tuneforge.errors import did_you_mean
+
+            raise TuneforgeError(f'adapter "{adapter}" is not loaded.{did_you_mean(adapter, self.runs)} Loaded: '
+                                 f"{', '.join(self.runs)}.")
+        return self.runs[adapter]
+
+    def predict(self, texts: Sequence[str] | Sequence[Example], adapter: str, text_pairs: Sequence[str] | None = None,
+                batch_size: int = 64) -> list[dict[str, Any]]:
+        return self[adapter].predict(texts, text_pairs, batch_size)
+
+    def predict_proba(self, texts: Sequence[str] | Sequence[Example], adapter: str,
+                      text_pairs: Sequence[str] | None = None, batch_size: int = 64) -> np.ndarray:
+        return self[adapter].predict_proba(texts, text_pairs, batch_size)
+
+    def evaluate(self, examples: Sequence[Example], adapter: str, batch_size: int = 64) -> dict[str, Any]:
+        return self[adapter].evaluate(examples, batch_size)
+
+
+def load(run_dir: str | Path | Sequence[str | Path] | dict[str, str | Path], *, precision: str | None = None,
+         device: str = "cpu") -> Run | Runs:
+    """Load a finished run: ``tuneforge.load("runs/airline-lora-...").predict(["great flight"])``.
+
+    Several runs on one backbone (a list, named by their folders, or a ``{name: folder}`` mapping) load into
+    one :class:`Runs`, the backbone read once: ``tuneforge.load([a, b]).predict(texts, adapter="b")``.
+    """
+    if isinstance(run_dir, (str, Path)):
+        return Run.load(run_dir, precision=precision, device=device)
+    return _load_many(run_dir, precision, device)
+
+
+def _load_many(run_dirs: Sequence[str | Path] | dict[str, str | Path], precision: str | None, device: str) -> Runs:
+    from tuneforge.config import TrainConfig, load_config
+    from tuneforge.models.backbones import resolve_model
+    from tuneforge.models.shared import SharedBackbone
+
+    if isinstance(run_dirs, dict):
+        named = {str(k): Path(v) for k, v in run_dirs.items()}
+    else:
+        paths = [Path(p) for p in run_dirs]
+        named = {p.name: p for p in paths}
+        if len(named) < len(paths):
+            raise TuneforgeError("Two of the run folders have the same name; name them: "
+                                 "tuneforge.load({'sentiment': path_a, 'topic': path_b}).")
+    if not named:
+        raise TuneforgeError("tuneforge.load() got an empty list of runs.")
+    models = {}
+    for name, path in named.items():
+        if not (path / "config.yaml").exists():
+            Run.load(path)  # raises the usual message for a missing or unfinished run
+        models[name] = resolve_model(load_config(TrainConfig, path=path / "config.yaml").model)
+    if len(set(models.values())) > 1:
+        listing = "; ".join(f"{name}: {model}" for name, model in models.items())
+        raise TuneforgeError(f"These runs were trained on different backbones ({listing}); runs share a backbone "
+                             "only if they were trained on the same one. Load them one at a time.")
+    shared = SharedBackbone(next(iter(models.values())))
+    return Runs({name: Run.load(path, precision=precision, device=device, shared=shared)
+                 for name, path in named.items()})
