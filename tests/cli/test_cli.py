@@ -341,6 +341,15 @@ def case_export_into_a_folder_in_use(tmp_path, cfg, run_dir):
     return ["export", run_dir, "--merge", tmp_path], [str(tmp_path), "not empty"]
 
 
+def case_compare_unknown_method(tmp_path, cfg, run_dir):
+    return ["compare", write_config(tmp_path / "c.yaml", cfg), "--methods", "full,lorra"], ['"lorra"', '"lora"']
+
+
+def case_compare_bad_learning_rate(tmp_path, cfg, run_dir):
+    return (["compare", write_config(tmp_path / "c.yaml", cfg), "--methods", "lora", "--lr", "lora=fast"],
+            ['"fast" is not a number'])
+
+
 def case_unknown_dataset(tmp_path, cfg, run_dir):
     return ["datasets", "export", "airline-sentimnt", tmp_path / "x"], ['"airline-sentimnt"', "airline-sentiment"]
 

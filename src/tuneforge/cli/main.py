@@ -128,6 +128,40 @@ def _print_metrics(metrics: dict, labels: list[str]) -> None:
 
 
 @app.command()
+def compare(
+    config: Annotated[Path, typer.Argument(help="Training config (YAML): data, model, budget for every method.")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(
+        help="key=value overrides for every run (train.epochs=1); METHOD.option=value sets one method's option "
+             "(lora.r=16).", show_default=False)] = None,
+    methods: Annotated[str, typer.Option(help="Comma-separated methods to compare (default: all of them).")] = "",
+    lr: Annotated[Optional[list[str]], typer.Option(help="A method's learning rate, METHOD=RATE (repeatable); "
+                                                         "default: the method's recommended rate.")] = None,
+    sweep: Annotated[str, typer.Option(help="Comma-separated factors of each method's rate to try first on a "
+                                            "pilot run, keeping the best on validation, e.g. 0.3,1,3.")] = "",
+    sweep_samples: Annotated[int, typer.Option(help="Training examples of each pilot run.")] = 1000,
+    output_dir: Annotated[Optional[Path], typer.Option(help="Comparison folder (default runs/compare-<name>-"
+                                                            "<timestamp>).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Train several methods on the same data and budget; write a table (markdown) and a bar chart."""
+    from tuneforge.methods import registry
+    from tuneforge.recipes.compare import check_methods, compare as compare_recipe, parse_learning_rates
+
+    names = check_methods([m.strip() for m in methods.split(",") if m.strip()] if methods else sorted(registry()))
+    try:
+        factors = [float(f) for f in sweep.split(",") if f.strip()]
+    except ValueError:
+        raise TuneforgeError(f'--sweep "{sweep}": give comma-separated numbers, e.g. --sweep 0.3,1,3.') from None
+    if sweep_samples < 1:
+        raise TuneforgeError("--sweep-samples must be at least 1.")
+    command = "tuneforge compare " + " ".join(sys.argv[2:])
+    result = compare_recipe(config, names, list(overrides or []), learning_rates=parse_learning_rates(lr or [], names),
+                            sweep=factors or None, sweep_samples=sweep_samples, output_dir=output_dir,
+                            progress=not quiet, command=command)
+    out.print(result.markdown)
+
+
+@app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
     merge: Annotated[Optional[Path], typer.Option(help="Write a plain Hugging Face model here, the method merged "

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -25,6 +25,10 @@ class MethodConfig(StrictModel):
     """Base of method configs; subclasses fix ``name`` to a ``Literal`` (the discriminator)."""
 
     name: str
+
+    #: A peak AdamW learning rate that works for this method on small encoders over a few epochs (where
+    #: ``tuneforge compare`` starts; see docs/METHODS.md for how each was chosen). Not a config field.
+    recommended_learning_rate: ClassVar[float] = 1e-4
 
 
 class Method(Protocol):

@@ -159,7 +159,7 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
                   "tokens_per_second": state.tokens / max(state.seconds, 1e-9),
                   "padding_fraction": 1 - state.tokens / max(state.padded_tokens, 1),
                   "stopped_early": state.stopped_early, "best_step": state.best_step,
-                  "precision": precision},
+                  "precision": precision, "peak_memory_mb": peak_memory_mb(device)},
         "trainable_parameters": n_trainable, "total_parameters": n_total,
         "trainable_percent": 100 * n_trainable / n_total,
         "validation": {k: v for k, v in final_val.items() if k not in ("step", "epoch")},
@@ -183,6 +183,21 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
     console.print(f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}; "
                   f"{metrics['train.samples_per_second']:.1f} samples/s; run folder: {escape(str(run_dir))}")
     return Run.load(run_dir)
+
+
+def peak_memory_mb(device: torch.device) -> float | None:
+    """Peak GPU memory allocated by torch on CUDA; on CPU the process's peak resident memory (all of it:
+    Python, torch, data, model), which is what ``tuneforge compare`` reads from each run's own process."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
 def _read_log(path: Path) -> list[dict]:

@@ -26,7 +26,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from safetensors.torch import load_file, save_file
@@ -47,6 +47,7 @@ __all__ = ["Adapter", "AdapterConfig", "adapters_disabled", "set_adapters_enable
 
 class AdapterConfig(MethodConfig):
     name: Literal["adapter"] = "adapter"
+    recommended_learning_rate: ClassVar[float] = 1e-3
     placement: Placement = Field(
         "pfeiffer", description="houlsby: two adapters per block (after the attention output and after the "
                                 "feed-forward output); pfeiffer: one, after the feed-forward output.")

@@ -3,7 +3,7 @@ Transformer-based Masked Language-models"): only bias terms and the task head tr
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 
 from tuneforge.methods.base import MethodConfig, register
@@ -14,6 +14,7 @@ from tuneforge.models.backbones import Backbone
 
 class BitFitConfig(MethodConfig):
     name: Literal["bitfit"] = "bitfit"
+    recommended_learning_rate: ClassVar[float] = 3e-3
 
 
 class BitFit(HFFolderMethod):

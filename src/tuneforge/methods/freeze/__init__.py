@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -15,6 +15,7 @@ from tuneforge.models.backbones import Backbone
 
 class FreezeConfig(MethodConfig):
     name: Literal["freeze"] = "freeze"
+    recommended_learning_rate: ClassVar[float] = 3e-4
     layers: int = Field(2, ge=0, description="How many of the top transformer layers train (0: head only).")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from tuneforge.methods.base import MethodConfig, register
 from tuneforge.methods.hf_folder import HFFolderMethod
@@ -11,6 +11,7 @@ from tuneforge.models.backbones import Backbone
 
 class FullConfig(MethodConfig):
     name: Literal["full"] = "full"
+    recommended_learning_rate: ClassVar[float] = 1e-4
 
 
 class Full(HFFolderMethod):

@@ -13,7 +13,7 @@ The head trains in full (peft ``modules_to_save``). The run folder holds a peft 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from torch import nn
@@ -27,6 +27,7 @@ from tuneforge.models.backbones import Backbone
 
 class IA3Config(MethodConfig):
     name: Literal["ia3"] = "ia3"
+    recommended_learning_rate: ClassVar[float] = 1e-2
     target_modules: list[str] | None = Field(
         None, description="Names of the linear layers to rescale; default per architecture from peft "
                           "(key, value, output.dense for BERT; k_proj, v_proj, down_proj for Llama).")

@@ -7,7 +7,7 @@ The head trains in full (peft ``modules_to_save``). The run folder holds a peft 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from torch import nn
@@ -21,6 +21,7 @@ from tuneforge.models.backbones import Backbone
 
 class LoraConfig(MethodConfig):
     name: Literal["lora"] = "lora"
+    recommended_learning_rate: ClassVar[float] = 2e-3
     r: int = Field(8, ge=1, description="Rank of the update B A.")
     alpha: float = Field(16, gt=0, description="Scale: the update is multiplied by alpha / r.")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on the LoRA branch input.")

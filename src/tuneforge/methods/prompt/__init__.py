@@ -14,7 +14,7 @@ embeddings (512 for BERT and MiniLM). The run folder holds a peft adapter folder
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 from torch import nn
@@ -28,6 +28,7 @@ from tuneforge.models.backbones import Backbone
 
 class PromptConfig(MethodConfig):
     name: Literal["prompt"] = "prompt"
+    recommended_learning_rate: ClassVar[float] = 3e-2
     num_virtual_tokens: int = Field(20, ge=1, description="How many learned embeddings are prepended (p).")
     init: Literal["random", "vocab", "text"] = Field(
         "random", description="Initial prompt: random vectors, embeddings of random vocabulary tokens, or the "

@@ -16,7 +16,7 @@ the first virtual token; keep ``data.max_length + num_virtual_tokens`` within th
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from torch import nn
@@ -30,6 +30,7 @@ from tuneforge.models.backbones import Backbone
 
 class PTuningConfig(MethodConfig):
     name: Literal["ptuning"] = "ptuning"
+    recommended_learning_rate: ClassVar[float] = 1e-2
     num_virtual_tokens: int = Field(20, ge=1, description="How many virtual tokens are prepended (p).")
     encoder: Literal["mlp", "lstm"] = Field("mlp", description="Prompt encoder: a 3-layer MLP, or a 2-layer "
                                                                "bidirectional LSTM followed by a 2-layer MLP.")
