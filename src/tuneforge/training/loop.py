@@ -110,7 +110,7 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
         state.evals.append(record)
         if _improved(cfg.metric, value, state.best_metric):
             state.best_metric, state.best_step, state.evals_without_improvement = value, state.step, 0
-            best = trainable_state(model) if cfg.early_stopping_patience else None
+            best = _best_state(model, method) if cfg.early_stopping_patience else None
         else:
             state.evals_without_improvement += 1
             if cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience:
@@ -180,8 +180,25 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
                 continue
             break
     if best is not None and state.best_step != state.step:
-        load_trainable_state(model, best)  # early stopping: back to the best evaluation's weights
+        _restore_best(model, method, best)  # early stopping: back to the best evaluation's weights
     return FitResult(state=state, total_steps=total_steps)
+
+
+METHOD_KEY = "method/"  # prefix of the method's own state in the best-weights dict (parameter names have no "/")
+
+
+def _best_state(model: nn.Module, method: Method | None) -> dict[str, torch.Tensor]:
+    """The trainable weights and the method's own state (AdaLoRA's rank masks belong to the weights)."""
+    best = trainable_state(model)
+    if method is not None:
+        best |= {METHOD_KEY + k: v.detach().cpu().clone() for k, v in method.state_dict().items()}
+    return best
+
+
+def _restore_best(model: nn.Module, method: Method | None, best: dict[str, torch.Tensor]) -> None:
+    load_trainable_state(model, {k: v for k, v in best.items() if not k.startswith(METHOD_KEY)})
+    if method is not None:
+        method.load_state_dict(model, {k[len(METHOD_KEY):]: v for k, v in best.items() if k.startswith(METHOD_KEY)})
 
 
 def _append_log(path: Path, record: dict) -> None:
