@@ -58,6 +58,10 @@ class Run:
         else:
             model = method.load(model_dir, lambda: load_backbone(cfg.model, labels))
         model.eval()
+        if cfg.train.first_token_shortcut:
+            from tuneforge.models.first_token import use_first_token_shortcut
+
+            use_first_token_shortcut(model)
         dev = torch.device(device)
         model.to(dev)
         metrics_path = run_dir / "metrics.json"

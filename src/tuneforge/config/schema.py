@@ -55,6 +55,9 @@ class TrainLoopConfig(StrictModel):
                             "BF16, CUDA with bf16), fp32 elsewhere.")
     fast_dropout: bool = Field(True, description="Dropout with a cheaper random mask (same keep probability "
                                                  "and scaling as nn.Dropout; ~3x faster on CPU).")
+    first_token_shortcut: bool = Field(
+        True, description="BERT-style classifiers read only [CLS]: run the last layer after its attention for that "
+                          "token only (the same outputs; ~12% faster training and inference).")
     group_by_length: bool = Field(True, description="Batch texts of similar length together (less padding).")
     eval_every: int | None = Field(None, gt=0, description="Evaluate every N optimizer steps; default: each epoch.")
     early_stopping_patience: int | None = Field(None, ge=1, description="Stop after N evaluations without "
@@ -81,7 +84,8 @@ class TrainConfig(StrictModel):
     """Fine-tune a classifier: ``tuneforge train CONFIG.yaml``."""
 
     name: str = Field("run", min_length=1, description="Run name; the run folder is runs/<name>-<timestamp>.")
-    model: str = Field("minilm", description="Backbone: an alias (minilm), a local Hugging Face folder or a hub name.")
+    model: str = Field("minilm", description="Backbone: an alias (minilm, smollm2; docs/MODELS.md), a local "
+                                                  "Hugging Face folder or a hub name.")
     task: Literal["text-classification"] = Field("text-classification", description="The task.")
     data: DataConfig = Field(description="Where the examples come from.")
     method: MethodUnion = Field(default_factory=lambda: registry()["full"].config(),  # type: ignore[valid-type]

@@ -23,6 +23,7 @@ from tuneforge.methods import build_method
 from tuneforge.methods.params import count_parameters
 from tuneforge.models.attention import restore_attention, use_training_attention
 from tuneforge.models.backbones import load_backbone, resolve_model
+from tuneforge.models.first_token import use_first_token_shortcut
 from tuneforge.models.precision import resolve_precision
 from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, update_status, write_json
 from tuneforge.run import Run
@@ -112,6 +113,8 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
     model = method.apply(backbone)
     if loop.fast_dropout:
         use_fast_dropout(model)
+    if loop.first_token_shortcut:
+        use_first_token_shortcut(model)
     n_trainable, n_total = count_parameters(model)
     console.print(f"[bold]{escape(cfg.name)}[/]: {cfg.method.name} on {escape(backbone.path)} - trainable parameters "
                   f"{n_trainable:,} of {n_total:,} ({100 * n_trainable / n_total:.3f}%), precision {precision}, "

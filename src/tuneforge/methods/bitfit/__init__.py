@@ -3,8 +3,8 @@ Transformer-based Masked Language-models"): only bias terms and the task head tr
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar, Literal
-
 
 from tuneforge.methods.base import MethodConfig, register
 from tuneforge.methods.hf_folder import HFFolderMethod
@@ -23,8 +23,14 @@ class BitFit(HFFolderMethod):
     def trainable(self, backbone: Backbone) -> set[str]:
         model = backbone.model
         trainable = head_parameter_names(model, backbone.new_parameters)
-        trainable |= {n for n, _ in model.named_parameters() if n.endswith(".bias")}
-        return trainable
+        biases = {n for n, _ in model.named_parameters() if n.endswith(".bias")}
+        if not biases - trainable:
+            # Llama-style decoders have no bias terms: BitFit would be the head alone. Say so rather than fail,
+            # so that comparisons across methods still run.
+            logging.getLogger(__name__).warning(
+                "method bitfit: %s has no bias terms outside the head, so only the head trains. Use lora or ia3 "
+                "for this architecture.", type(model).__name__)
+        return trainable | biases
 
 
 register(BitFitConfig, BitFit, "bias terms and the head train (Ben Zaken et al., 2022)")
