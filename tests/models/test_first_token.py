@@ -31,7 +31,7 @@ def bert_no_dropout(tiny_bert, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("method", ["full", "lora", "adapter", "ia3", "prompt", "prefix"])
-def test_same_logits_and_gradients_with_the_shortcut(method, bert_no_dropout, batch):
+def test_same_logits_and_gradients_with_the_shortcut(method, bert_no_dropout, batch):  # noqa: F811
     torch.manual_seed(0)
     model = make(method, {}).apply(load_backbone(str(bert_no_dropout), LABELS))
     model.train()

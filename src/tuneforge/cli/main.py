@@ -79,7 +79,8 @@ def predict(
         raise TuneforgeError("Give texts with --text T (repeatable) or a file with --input FILE.")
     texts = list(text or []) + (_read_input_texts(input) if input is not None else [])
     run = load(run_dir)
-    lines = [json.dumps({"text": t, **p}, ensure_ascii=False) for t, p in zip(texts, run.predict(texts, batch_size=batch_size))]
+    predictions = run.predict(texts, batch_size=batch_size)
+    lines = [json.dumps({"text": t, **p}, ensure_ascii=False) for t, p in zip(texts, predictions)]
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text("\n".join(lines) + "\n", encoding="utf-8")
