@@ -340,3 +340,26 @@ def test_bf16_with_gradient_accumulation_trains_and_reloads(make_tiny_config, tm
     assert report["budget"]["final"] == 8
     loaded = tuneforge.load(run.dir, precision="fp32")
     assert all(math.isfinite(v) for p in loaded.predict(["great crew thanks"]) for v in p["scores"].values())
+
+
+def test_early_stopping_snapshot_brings_back_the_best_steps_ranks():
+    """The loop's best-weights snapshot holds the allocator's state too: after more allocations change the
+    ranks, restoring the snapshot gives the best step's ranks and outputs, not the last step's."""
+    from tuneforge.training.loop import _best_state, _restore_best
+
+    batch = llama_batch()
+    method = make(12, **SMALL)
+    model = method.apply(llama_backbone())
+    train(method, model, batch, steps=5)
+    best, ranks, expected = _best_state(model, method), kept(model), logits(model, batch)
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-2)
+    for step in range(6, 13):  # on to the end of the schedule: the budget is reached
+        model(**batch).loss.backward()
+        optimizer.step()
+        method.after_step(model, step)
+        optimizer.zero_grad(set_to_none=True)
+    assert kept(model) != ranks, "the test needs the ranks to change after the snapshot"
+    _restore_best(model, method, best)
+    assert kept(model) == ranks
+    torch.testing.assert_close(logits(model, batch), expected, atol=1e-6, rtol=0)
