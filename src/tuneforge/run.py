@@ -77,6 +77,17 @@ class Run:
 
         return export_merged(self, Path(folder))
 
+    def export(self, folder: str | Path, format: str = "hf", merge: bool | None = None, quantize: str | None = None,
+               parity_samples: int = 256, parity_data: str | Path | None = None) -> Path:
+        """Export for use without training code and check it: ``format="hf"`` (a Hugging Face folder) or
+        ``"onnx"`` (model.onnx, with ``quantize="int8"`` also model.int8.onnx). ``merge``: fold the method into
+        the weights (None: where the method merges). Every export carries a parity report (parity.json) against
+        this run on ``parity_samples`` test examples. See docs/EXPORT.md."""
+        from tuneforge.recipes.export import export
+
+        return export(self, Path(folder), format=format, merge=merge, quantize=quantize,
+                      parity_samples=parity_samples, parity_data=parity_data)
+
     def _encode(self, examples: Sequence[Example]):
         from tuneforge.training.batching import encode
 
@@ -97,23 +108,32 @@ class Run:
     def predict(self, texts: Sequence[str] | Sequence[Example], text_pairs: Sequence[str] | None = None,
                 batch_size: int = 64) -> list[dict[str, Any]]:
         """One ``{"label": ..., "scores": {label: probability}}`` per text."""
-        probs = self.predict_proba(texts, text_pairs, batch_size)
-        return [{"label": self.labels[int(row.argmax())],
-                 "scores": {name: round(float(p), 6) for name, p in zip(self.labels, row)}} for row in probs]
+        return format_predictions(self.labels, self.predict_proba(texts, text_pairs, batch_size))
 
     def evaluate(self, examples: Sequence[Example], batch_size: int = 64) -> dict[str, Any]:
         """Accuracy, macro-F1, per-class scores and confusion matrix on labelled examples."""
-        from tuneforge.evaluation.metrics import classification_metrics, mean_loss
+        return evaluate_examples(self, examples, batch_size)
 
-        unknown = sorted({e.label for e in examples if e.label not in self.labels})
-        if unknown:
-            raise TuneforgeError(f"Labels {unknown} were never seen in training; this run knows "
-                                 f"{self.labels}. Remove those examples or map them to known labels.")
-        probs = self.predict_proba(examples, batch_size=batch_size)
-        y_true = [self.labels.index(e.label) for e in examples]
-        metrics = classification_metrics(y_true, probs.argmax(-1).tolist(), self.labels)
-        metrics["loss"] = mean_loss(probs, y_true)
-        return metrics
+
+def format_predictions(labels: list[str], probs: np.ndarray) -> list[dict[str, Any]]:
+    """``{"label": ..., "scores": {label: probability}}`` per row; shared with the ONNX runtime."""
+    return [{"label": labels[int(row.argmax())],
+             "scores": {name: round(float(p), 6) for name, p in zip(labels, row)}} for row in probs]
+
+
+def evaluate_examples(run: Any, examples: Sequence[Example], batch_size: int = 64) -> dict[str, Any]:
+    """Metrics of anything with ``labels`` and ``predict_proba`` (a :class:`Run`, an ONNX export)."""
+    from tuneforge.evaluation.metrics import classification_metrics, mean_loss
+
+    unknown = sorted({e.label for e in examples if e.label not in run.labels})
+    if unknown:
+        raise TuneforgeError(f"Labels {unknown} were never seen in training; this run knows "
+                             f"{run.labels}. Remove those examples or map them to known labels.")
+    probs = run.predict_proba(examples, batch_size=batch_size)
+    y_true = [run.labels.index(e.label) for e in examples]
+    metrics = classification_metrics(y_true, probs.argmax(-1).tolist(), run.labels)
+    metrics["loss"] = mean_loss(probs, y_true)
+    return metrics
 
 
 def _as_examples(texts: Sequence[str] | Sequence[Example], pairs: Sequence[str] | None) -> list[Example]:
@@ -167,13 +187,19 @@ class Runs:
 
 
 def load(run_dir: str | Path | Sequence[str | Path] | dict[str, str | Path], *, precision: str | None = None,
-         device: str = "cpu") -> Run | Runs:
+         device: str = "cpu") -> Run | Runs | Any:
     """Load a finished run: ``tuneforge.load("runs/airline-lora-...").predict(["great flight"])``.
 
     Several runs on one backbone (a list, named by their folders, or a ``{name: folder}`` mapping) load into
     one :class:`Runs`, the backbone read once: ``tuneforge.load([a, b]).predict(texts, adapter="b")``.
+    An ONNX export folder (``tuneforge export RUN_DIR OUT --format onnx``) loads as an
+    :class:`~tuneforge.onnx.runtime.OnnxRun` with the same ``labels`` / ``predict_proba`` / ``predict``.
     """
     if isinstance(run_dir, (str, Path)):
+        from tuneforge.onnx.runtime import OnnxRun, is_onnx_folder
+
+        if is_onnx_folder(run_dir):
+            return OnnxRun.load(run_dir)
         return Run.load(run_dir, precision=precision, device=device)
     return _load_many(run_dir, precision, device)
 
@@ -195,6 +221,11 @@ def _load_many(run_dirs: Sequence[str | Path] | dict[str, str | Path], precision
         raise TuneforgeError("tuneforge.load() got an empty list of runs.")
     models = {}
     for name, path in named.items():
+        from tuneforge.onnx.runtime import is_onnx_folder
+
+        if is_onnx_folder(path):
+            raise TuneforgeError(f"{path} is an ONNX export: its graph holds its own copy of the backbone, so it "
+                                 "cannot share one. Load it alone: tuneforge.load(path).")
         if not (path / "config.yaml").exists():
             Run.load(path)  # raises the usual message for a missing or unfinished run
         models[name] = resolve_model(load_config(TrainConfig, path=path / "config.yaml").model)

@@ -333,7 +333,7 @@ def case_resume_a_finished_run(tmp_path, cfg, run_dir):
 
 
 def case_export_without_a_target(tmp_path, cfg, run_dir):
-    return ["export", run_dir], ["--merge OUT"]
+    return ["export", run_dir], ["tuneforge export RUN_DIR OUT"]
 
 
 def case_export_into_a_folder_in_use(tmp_path, cfg, run_dir):

@@ -47,6 +47,8 @@ def test_merged_export_predicts_what_the_run_predicts(run, tmp_path, monkeypatch
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     assert config["id2label"] == {str(i): label for i, label in enumerate(run.labels)}
     assert json.loads((folder / "export.json").read_text(encoding="utf-8"))["method"] == run.config.method.name
+    parity = json.loads((folder / "parity.json").read_text(encoding="utf-8"))  # checked against the run on export
+    assert parity["models"]["model.safetensors"]["max_abs_prob_diff"] < 1e-4
 
     texts = [e.text for e in read_examples(run.config.data.test)][:12]
     expected = tuneforge.load(run.dir, precision="fp32").predict_proba(texts)

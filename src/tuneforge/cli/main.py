@@ -163,21 +163,131 @@ def compare(
 
 
 @app.command()
+def prune(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A finished run folder (full, freeze, bitfit; "
+                                                                     "lora, adalora, ia3 with --merge).")],
+    target: Annotated[Path, typer.Argument(metavar="OUT", help="The new run folder (must not exist).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides of the fine-tune's config "
+                                                                  "(default: the run's own), e.g. "
+                                                                  "train.learning_rate=5e-5.", show_default=False)
+                         ] = None,
+    heads: Annotated[Optional[float], typer.Option(help="Remove this fraction of attention heads, least important "
+                                                        "first (BERT-style models).")] = None,
+    magnitude: Annotated[Optional[float], typer.Option(help="Zero this fraction of the layers' weights, smallest "
+                                                            "first (any model; no speed-up on dense CPUs).")] = None,
+    finetune_epochs: Annotated[float, typer.Option(help="Epochs of fine-tuning after pruning (0: none).")] = 1,
+    scope: Annotated[str, typer.Option(help="Magnitude pruning: global or layer.")] = "global",
+    merge: Annotated[bool, typer.Option(help="Fold a lora / adalora / ia3 run into its weights first.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Prune a run (attention heads or weights), fine-tune it, and report size, speed and accuracy before/after."""
+    from tuneforge.recipes.prune import prune as prune_recipe
+
+    if (heads is None) == (magnitude is None):
+        raise TuneforgeError("Say what to prune: --heads FRACTION (e.g. 0.5, attention heads) or --magnitude "
+                             "SPARSITY (e.g. 0.5, weights); one of them.")
+    run = prune_recipe(run_dir, target, heads=heads, magnitude=magnitude, finetune_epochs=finetune_epochs,
+                       overrides=list(overrides or []), progress=not quiet, scope=scope, merge=merge)
+    m = run.metrics
+    out.print(f"test accuracy {m['before.test_accuracy']:.4f} -> [bold]{m['after.test_accuracy']:.4f}[/], size "
+              f"{m['before.size_mb']:.1f} -> {m['after.size_mb']:.1f} MB, {m['before.texts_per_second']:.0f} -> "
+              f"{m['after.texts_per_second']:.0f} texts/s; run folder: [bold]{run.dir}[/]")
+
+
+@app.command()
+def distill(
+    config: Annotated[Path, typer.Argument(help="Training config (YAML) with a distill: section (teacher, "
+                                                "student, temperature, alpha).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. "
+                                                                  "distill.student.layers=2.", show_default=False)
+                         ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Distil a finished run into a smaller student; report teacher vs student size, speed and accuracy."""
+    from tuneforge.recipes.distill import distill as distill_recipe
+
+    run = distill_recipe(config, list(overrides or []), progress=not quiet)
+    m = run.metrics
+    out.print(f"teacher {m['teacher.test_accuracy']:.4f} / student [bold]{m['student.test_accuracy']:.4f}[/] test "
+              f"accuracy; {m['teacher.size_mb']:.1f} / {m['student.size_mb']:.1f} MB; "
+              f"{m['teacher.texts_per_second']:.0f} / {m['student.texts_per_second']:.0f} texts/s; run folder: "
+              f"[bold]{run.dir}[/]")
+
+
+@app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
-    merge: Annotated[Optional[Path], typer.Option(help="Write a plain Hugging Face model here, the method merged "
-                                                       "into the weights (lora, adalora, ia3, bitfit, full, freeze).")
-                     ] = None,
+    folder: Annotated[Optional[Path], typer.Argument(metavar="OUT", help="The new folder (must not exist or be "
+                                                                         "empty).", show_default=False)] = None,
+    format: Annotated[str, typer.Option("--format", help="hf: a Hugging Face folder; onnx: model.onnx for "
+                                                         "onnxruntime.")] = "hf",
+    merge: Annotated[Optional[bool], typer.Option("--merge/--no-merge", help="Fold the method into the weights "
+                                                  "(full, freeze, bitfit, lora, adalora, ia3). Default: merge where "
+                                                  "the method can; the others export unmerged.",
+                                                  show_default=False)] = None,
+    quantize: Annotated[Optional[str], typer.Option(help="int8: also write model.int8.onnx (onnxruntime dynamic "
+                                                         "quantisation; --format onnx).")] = None,
+    parity_samples: Annotated[int, typer.Option(help="Test examples for the parity check against the run.")] = 256,
+    parity_data: Annotated[Optional[Path], typer.Option(help="A labelled file for the parity check instead of "
+                                                             "the run's test split.")] = None,
 ) -> None:
-    """Export a trained model for use without tuneforge."""
+    """Export a trained model (Hugging Face or ONNX, merged or not) and check it against the run (docs/EXPORT.md)."""
+    from tuneforge.onnx.parity import parity_table
+    from tuneforge.recipes.runfolder import read_json
     from tuneforge.run import load
 
-    if merge is None:
-        raise TuneforgeError("Say what to export: --merge OUT writes a plain Hugging Face model folder.")
+    if folder is None:
+        raise TuneforgeError("Give the folder to write: tuneforge export RUN_DIR OUT [--format hf|onnx] [--merge] "
+                             "[--quantize int8].")
     run = load(run_dir, precision="fp32")
-    folder = run.export_merged(merge)
-    out.print(f"wrote a merged Hugging Face model to [bold]{folder}[/]; load it with "
-              f"AutoModelForSequenceClassification.from_pretrained({str(folder)!r})")
+    if not hasattr(run, "export"):
+        raise TuneforgeError(f"{run_dir} is an export already; export the run folder it came from.")
+    written = run.export(folder, format=format, merge=merge, quantize=quantize, parity_samples=parity_samples,
+                         parity_data=parity_data)
+    report = read_json(written / "parity.json")
+    out.print(parity_table(report))
+    if report["warning"]:
+        err.print(f"[bold yellow]warning:[/] {escape(report['warning'])}", soft_wrap=True)
+    info = read_json(written / "export.json")
+    remote = ", trust_remote_code=True" if (written / "pruned_bert.py").exists() else ""  # tuneforge prune's class
+    how = (f"AutoModelForSequenceClassification.from_pretrained({str(written)!r}{remote})" if info["format"] == "hf"
+           and info["merged"] else f"tuneforge.load({str(written)!r})")
+    alone = " or with onnxruntime alone (docs/EXPORT.md)" if info["format"] == "onnx" else ""
+    out.print(f"wrote {'a merged' if info['merged'] else 'an unmerged'} {info['format']} export of "
+              f"{info['method']} to [bold]{written}[/]; load it with {how}{alone}")
+
+
+@app.command()
+def serve(
+    targets: Annotated[Optional[list[str]], typer.Argument(
+        metavar="RUN_DIR... [KEY=VALUE]...", help="Run folders (or ONNX export folders) to serve, each PATH or "
+             "NAME=PATH, then key=value config overrides (limits.max_texts=32).", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Serve config (YAML); see configs/serve.yaml and "
+                                                        "`tuneforge config show serve`.")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="TCP port (default 8000).")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without API keys (a warning is printed).")
+                       ] = False,
+) -> None:
+    """Serve runs over HTTP: POST /v1/predict, /v1/models, /healthz, /metrics; API keys from $TUNEFORGE_API_KEYS."""
+    from tuneforge.recipes.serve import serve as serve_recipe
+    from tuneforge.serve.config import ServeConfig
+
+    runs, overrides = [], []
+    for item in targets or []:
+        key = item.split("=", 1)[0]
+        is_override = "=" in item and ("." in key or key in ServeConfig.model_fields)
+        (overrides if is_override else runs).append(item)
+    if host is not None:
+        overrides.append(f"host={host}")
+    if port is not None:
+        overrides.append(f"port={port}")
+    try:
+        serve_recipe(runs, config, overrides, no_auth=no_auth,
+                     announce=lambda text: err.print(escape(text), soft_wrap=True))
+    except KeyboardInterrupt:  # only before the server runs; once it runs, Ctrl-C is a graceful stop
+        err.print("interrupted before the server started.")
+        sys.exit(130)
 
 
 @datasets_app.command("list")

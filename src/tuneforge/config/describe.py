@@ -11,9 +11,11 @@ from tuneforge.errors import TuneforgeError, did_you_mean
 
 
 def _recipes() -> dict[str, type[BaseModel]]:
+    from tuneforge.compression.config import DistillConfig, PruneConfig
     from tuneforge.config.schema import TrainConfig
+    from tuneforge.serve.config import ServeConfig
 
-    return {"train": TrainConfig}
+    return {"train": TrainConfig, "prune": PruneConfig, "distill": DistillConfig, "serve": ServeConfig}
 
 
 def _type_name(annotation: Any) -> str:
@@ -27,7 +29,9 @@ def _default(field) -> str:
         return repr(field.default) if field.default is not None else "null"
     if field.default_factory is not None:
         value = field.default_factory()
-        return f"{value.name}" if hasattr(value, "name") and isinstance(value, BaseModel) else "(section)"
+        if isinstance(value, BaseModel):
+            return f"{value.name}" if hasattr(value, "name") else "(section)"
+        return repr(value)
     return "required"
 
 
@@ -56,6 +60,8 @@ def describe(recipe: str) -> str:
                 lines.append(f"{prefix}    {field.description}")
 
     walk(recipes[recipe], "")
+    if "method" not in recipes[recipe].model_fields:  # prune: no method section
+        return "\n".join(lines)
     lines.append("")
     lines.append("# methods (method.name) and their fields")
     for name, spec in registry().items():

@@ -112,8 +112,9 @@ class MethodBase:
         merging = ", ".join(sorted(n for n, spec in _REGISTRY.items() if getattr(spec.factory, "merges", False)))
         raise TuneforgeError(f"method {self.config.name} does not merge into the base weights: it adds modules or "
                              "virtual tokens that a plain transformers model does not have. Methods that merge: "
-                             f"{merging}. Use the "
-                             "run folder itself (tuneforge.load / tuneforge predict) for this one.")
+                             f"{merging}. Export it unmerged instead (tuneforge export RUN_DIR OUT --no-merge, or "
+                             "--format onnx, whose graph holds the method), or use the run folder itself "
+                             "(tuneforge.load / tuneforge predict).")
 
     def disabled(self, model: nn.Module) -> AbstractContextManager[None]:
         raise TuneforgeError(f"method {self.config.name} changes the base weights themselves, so it cannot be "
