@@ -1,0 +1,81 @@
+"""Per-key rate limits (token buckets) and the error every refused request carries.
+
+A token bucket holds up to ``burst`` tokens and gains ``rate`` tokens per second; each request takes one.
+A key may therefore send ``burst`` requests at once, then ``rate`` per second; when the bucket is empty the
+answer is 429 with ``Retry-After`` = seconds until the next token.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+from starlette.responses import JSONResponse
+
+
+class ApiError(Exception):
+    """A refused request: HTTP status, a stable machine-readable code and a message for the caller."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one shape of every refusal: ``{"error": {"code": ..., "message": ...}}``."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens = float(burst)
+        self.updated = clock()
+
+    def take(self) -> float:
+        """0.0 if a token was taken, else the seconds to wait for one."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class RateLimiter:
+    """One bucket per name (an API key's name, or a client address for failed logins), created on first use.
+
+    Buckets that have refilled completely hold no information and are dropped once there are more than
+    ``max_buckets``, so clients from many addresses cannot grow the table without bound.
+    """
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic,
+                 what: str = "this API key", max_buckets: int = 10_000) -> None:
+        self.rate, self.burst, self.clock, self.what, self.max_buckets = rate, burst, clock, what, max_buckets
+        self._buckets: dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def check(self, name: str) -> None:
+        with self._lock:
+            bucket = self._buckets.get(name)
+            if bucket is None:
+                if len(self._buckets) >= self.max_buckets:
+                    self._drop_full()
+                bucket = self._buckets[name] = TokenBucket(self.rate, self.burst, self.clock)
+            wait = bucket.take()
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            raise ApiError(429, "rate_limited", f"Too many requests for {self.what}: the limit is {self.rate:g} "
+                           f"requests/s with bursts of {self.burst}. Retry in {retry} s.", {"Retry-After": str(retry)})
+
+    def _drop_full(self) -> None:
+        now = self.clock()
+        full = [n for n, b in self._buckets.items() if b.tokens + (now - b.updated) * b.rate >= b.burst]
+        for name in full:
+            del self._buckets[name]
