@@ -4,6 +4,7 @@ of those weights back."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,12 @@ def load_hf_folder(folder: Path) -> nn.Module:
 
     from tuneforge.models.pooling import use_last_token_pooling
 
+    if "pruned_heads" in json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")):
+        # Heads removed by `tuneforge prune`: our own class rebuilds the smaller layers, with no need to trust
+        # the copy of its code saved in the folder (compression/pruned_bert.py).
+        from tuneforge.compression.pruned_bert import PrunedBertForSequenceClassification
+
+        return PrunedBertForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
     model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
     use_last_token_pooling(model)  # decoders: the pooling load_backbone installs (hooks are not saved)
     return model

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from tuneforge.methods.base import Method
 
 Evaluate = Callable[[], dict[str, float]]
+# A recipe's own loss for one micro-batch: (model, inputs incl. labels, the batch's example indices) -> loss.
+# Distillation (compression/distill.py) reads the teacher's logits for those examples.
+LossFn = Callable[[nn.Module, dict[str, torch.Tensor], list[int]], torch.Tensor]
 
 
 @dataclass
@@ -77,9 +80,10 @@ def _improved(metric: str, value: float, best: float | None) -> bool:
 def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path, precision: Precision,
         device: torch.device, pad_id: int, padding_side: str = "right", evaluate: Evaluate | None = None,
         resume: bool = False, progress: bool = True, stop_after: int | None = None,
-        method: Method | None = None) -> FitResult:
+        method: Method | None = None, loss_fn: LossFn | None = None) -> FitResult:
     """Train ``model`` in place. ``method`` gets its ``after_step`` call after every optimizer step and
-    its state checkpointed. ``stop_after`` simulates an interruption after that many steps (tests)."""
+    its state checkpointed. ``loss_fn`` replaces the model's own cross-entropy (default). ``stop_after``
+    simulates an interruption after that many steps (tests)."""
     model.to(device).train()
     optimizer = build_optimizer(model, cfg)
     lengths = train.lengths()
@@ -132,7 +136,7 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
                 for indices in group:
                     inputs = {k: v.to(device) for k, v in collate(train, indices, pad_id, padding_side).items()}
                     with autocast(precision, device):
-                        loss = model(**inputs).loss
+                        loss = model(**inputs).loss if loss_fn is None else loss_fn(model, inputs, indices)
                     # Weight each micro-batch by its share of the step's samples (the last may be short).
                     (loss * (len(indices) / group_samples)).backward()
                     step_loss += loss.item() * len(indices) / group_samples
