@@ -37,7 +37,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from train_vs_hf import OtherLoad, command_line, machine, wait_until_idle  # bench/ is sys.path[0]
+from docs_section import write_docs  # bench/ is sys.path[0] when run as a script
+from train_vs_hf import OtherLoad, command_line, machine, wait_until_idle
 
 import tuneforge
 from tuneforge.data import load_builtin
@@ -164,15 +165,6 @@ Accuracy in %; "other load" is the cores other processes kept busy meanwhile.
 """
 
 
-def write_docs(path: pathlib.Path, section: str) -> None:
-    """Replace the marked section of ``path`` (or append it)."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = text.find(SECTION[0]), text.find(SECTION[1])
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(SECTION[1]):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -215,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
 
         info = machine() | {"onnxruntime": onnxruntime.__version__,
                             "method": tuneforge.load(run_dir).config.method.name}
-        write_docs(args.docs_file, markdown_section(results, info, run_dir, args.batch_size))
+        write_docs(args.docs_file, markdown_section(results, info, run_dir, args.batch_size), SECTION)
         print(f"wrote {args.docs_file}", file=log)
 
 

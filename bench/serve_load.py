@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+from docs_section import write_docs  # bench/ is sys.path[0] when run as a script
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SECTION = ("<!-- serve_load -->", "<!-- /serve_load -->")
 HOST = "127.0.0.1"
@@ -215,15 +217,6 @@ def markdown_section(result: dict, args, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_docs(path: pathlib.Path, section: str) -> None:
-    """Replace the marked section of ``path`` (or append it)."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = text.find(SECTION[0]), text.find(SECTION[1])
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(SECTION[1]):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -273,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_docs:
         command = "PYTHONPATH=src .venv/bin/python bench/serve_load.py " + " ".join(argv if argv is not None
                                                                                     else sys.argv[1:])
-        write_docs(args.docs_file, markdown_section(result, args, command.strip()))
+        write_docs(args.docs_file, markdown_section(result, args, command.strip()), SECTION)
     return 0 if result["errors"] == 0 and result["server_exit_code"] == 0 else 1
 
 

@@ -36,7 +36,8 @@ import time
 
 import torch
 
-from hf_reference import LORA, minilm_folder, run_hf  # bench/ is sys.path[0] when run as a script
+from docs_section import write_docs  # bench/ is sys.path[0] when run as a script
+from hf_reference import LORA, minilm_folder, run_hf
 from tuneforge.data import load_builtin, subsample_stratified
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -342,16 +343,6 @@ def markdown_section(results: list[dict], args: argparse.Namespace, info: dict, 
     return "\n".join(lines) + "\n"
 
 
-def write_docs(path: pathlib.Path, section: str) -> None:
-    """Replace the marked section of ``path`` (or append it; create the file if needed)."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = text.find(SECTION[0]), text.find(SECTION[1])
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(SECTION[1]) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -473,7 +464,7 @@ def main() -> None:
                 print(json.dumps(result), file=stdout, flush=True)
 
         if args.write_docs:
-            write_docs(args.docs_file, markdown_section(results, done, machine(), peaks))
+            write_docs(args.docs_file, markdown_section(results, done, machine(), peaks), SECTION)
             print(f"wrote the train_vs_hf section of {args.docs_file}", file=log)
 
     for index, seed in enumerate(args.seeds):
