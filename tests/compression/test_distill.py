@@ -18,15 +18,6 @@ from tuneforge.config import TrainConfig, load_config
 from tuneforge.errors import TuneforgeError
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run ~10x faster on one thread than on two when the machine is busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def teacher(make_tiny_config, tmp_path_factory):
     return tuneforge.train(make_tiny_config(tmp_path_factory.mktemp("teacher") / "run"), progress=False)

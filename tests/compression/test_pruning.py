@@ -21,15 +21,6 @@ from tuneforge.training.batching import encode
 TEXTS = ["the flight was late again", "great crew thanks", "my seat question"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run ~10x faster on one thread than on two when the machine is busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def run(make_tiny_config, tmp_path_factory):
     cfg = make_tiny_config(tmp_path_factory.mktemp("prune") / "run")
