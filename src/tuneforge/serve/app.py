@@ -18,10 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuneforge.errors import did_you_mean
+from tuneforge.run import format_predictions
 from tuneforge.serve.auth import ApiKey, KeyChecker
 from tuneforge.serve.batching import MicroBatcher, QueueFull
 from tuneforge.serve.config import ServeConfig
-from tuneforge.serve.engine import ServedModel, format_predictions
+from tuneforge.serve.engine import ServedModel
 from tuneforge.serve.gate import Gate
 from tuneforge.serve.limits import ApiError, RateLimiter, error_response
 from tuneforge.serve.logs import get_logger

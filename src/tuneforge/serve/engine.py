@@ -47,12 +47,6 @@ class ServedModel:
                 "engine": self.engine, "load_seconds": round(self.load_seconds, 3)}
 
 
-def format_predictions(labels: list[str], probs: np.ndarray) -> list[dict[str, Any]]:
-    """The same shape and rounding as :meth:`tuneforge.run.Run.predict`."""
-    return [{"label": labels[int(row.argmax())],
-             "scores": {name: round(float(p), 6) for name, p in zip(labels, row)}} for row in probs]
-
-
 def parse_run_specs(specs: Sequence[str]) -> dict[str, Path]:
     """``PATH`` or ``NAME=PATH`` entries -> {name: path}; a bare path is named by its folder."""
     named: dict[str, Path] = {}
