@@ -231,3 +231,11 @@ def test_error_in_an_override_does_not_blame_a_line_of_the_file(tmp_path):
     problem = next(line for line in message.splitlines() if '"train.epochs"' in line)
     assert "'many'" in problem
     assert "line 9" not in problem, f"the file's line 9 holds a valid value; the override is at fault: {problem}"
+
+
+def test_overrides_never_change_the_callers_mapping():
+    data = {"name": "x", "model": "minilm", "data": {"dataset": "airline-sentiment"},
+            "method": {"name": "lora"}, "train": {"epochs": 3}}
+    cfg = load_config(TrainConfig, data=data, overrides=["train.epochs=1", "data.max_length=64"])
+    assert cfg.train.epochs == 1 and cfg.data.max_length == 64
+    assert data["train"] == {"epochs": 3} and data["data"] == {"dataset": "airline-sentiment"}

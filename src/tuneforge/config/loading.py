@@ -6,6 +6,7 @@ line, the key, the bad value and the closest valid key.
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any, TypeVar
@@ -202,7 +203,7 @@ def load_config(model: type[M], path: str | Path | None = None, overrides: list[
         merged, node = read_yaml(path)
         source = str(path)
     if data is not None:
-        merged = {**merged, **data}
+        merged = {**merged, **copy.deepcopy(data)}  # overrides edit nested sections: never the caller's
     merged = apply_overrides(merged, list(overrides or []))
     try:
         return model.model_validate(merged)
