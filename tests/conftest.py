@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -112,3 +113,13 @@ def make_tiny_config(tiny_bert, tiny_data):
         }
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run ~10x faster on one thread than on two when the machine is busy (the compression tests
+    use it: ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -17,6 +17,8 @@ from tuneforge.compression.distill import distillation_loss, kept_layers, studen
 from tuneforge.config import TrainConfig, load_config
 from tuneforge.errors import TuneforgeError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def teacher(make_tiny_config, tmp_path_factory):

@@ -20,6 +20,8 @@ from tuneforge.training.batching import encode
 
 TEXTS = ["the flight was late again", "great crew thanks", "my seat question"]
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def run(make_tiny_config, tmp_path_factory):
