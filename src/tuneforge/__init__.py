@@ -13,6 +13,7 @@ from tuneforge.config import TrainConfig  # noqa: E402
 from tuneforge.errors import TuneforgeError  # noqa: E402
 from tuneforge.recipes.compare import compare  # noqa: E402
 from tuneforge.recipes.train import train  # noqa: E402
+from tuneforge.recipes.zeroshot import zeroshot  # noqa: E402
 from tuneforge.run import Run, Runs, load  # noqa: E402
 
-__all__ = ["Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare", "load", "train"]
+__all__ = ["Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare", "load", "train", "zeroshot"]
