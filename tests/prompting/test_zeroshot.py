@@ -75,6 +75,23 @@ def test_zeroshot_python_api_with_limit_on_a_masked_lm(tiny_mlm, tiny_data, tmp_
     assert words["negative"][0]["tokens"] == ["un", "##happy"]
 
 
+def test_zeroshot_on_text_pairs(tiny_mlm, tmp_path):  # noqa: F811
+    rows = [{"a": "great crew", "b": "love it", "label": "same"}, {"a": "late again", "b": "happy", "label": "different"},
+            {"a": "rude seat", "b": "awful", "label": "same"}, {"a": "thanks", "b": "lost bag", "label": "different"}]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    cfg = {"model": str(tiny_mlm), "output_dir": str(tmp_path / "run"), "train": {"precision": "fp32"},
+           "data": {"train": str(path), "validation": str(path), "text_column": "a", "text_pair_column": "b"},
+           "prompt": {"template": "{text} . {answer} , {text_pair}", "verbalizer": {"same": "good", "different": "bad"}}}
+    result = tuneforge.zeroshot(cfg, progress=False)
+    assert result.metrics["test.count"] == 4 and result.labels == ["same", "different"]
+    predictions = (result.dir / "predictions-test.jsonl").read_text().splitlines()
+    assert json.loads(predictions[0])["text_pair"] == "love it"
+    cfg["prompt"]["template"] = "{text} . {answer}"
+    with pytest.raises(TuneforgeError, match="no {text_pair} slot"):
+        tuneforge.zeroshot(cfg, progress=False)
+
+
 def test_zeroshot_errors_in_the_users_words(cli, tiny_causal_lm, tiny_bert, tiny_data, tmp_path):  # noqa: F811
     def error(cfg: dict, overrides=()) -> str:
         with pytest.raises(TuneforgeError) as info:
@@ -89,6 +106,7 @@ def test_zeroshot_errors_in_the_users_words(cli, tiny_causal_lm, tiny_bert, tiny
     assert "needs a prompt: section" in error({k: v for k, v in cfg.items() if k != "prompt"})
     assert "no trained MLM head" in error({**cfg, "model": str(tiny_bert)})
     assert not (tmp_path / "run").exists()  # refused before any folder was written
+    assert "no second text" in error({**cfg, "prompt": {**PROMPT, "template": "{text} {text_pair} {answer}"}})
     with pytest.raises(TuneforgeError, match="--limit 0"):
         tuneforge.zeroshot(cfg, limit=0)
     with pytest.raises(TuneforgeError, match="tuneforge zeroshot"):

@@ -84,11 +84,12 @@ def load_language_model(name: str) -> LanguageModel:
     if missing:
         head = "MLM head" if kind == "masked" else "language-model head"
         shown = ", ".join(sorted(missing)[:4]) + (", ..." if len(missing) > 4 else "")
+        why = (" (The bundled minilm is a sentence-transformers encoder saved without its MLM head.)"
+               if name == "minilm" else "")
         raise TuneforgeError(
             f'model: "{name}" has no trained {head}: the checkpoint lacks {shown}, so those weights would be '
-            "random and zero-shot answers would be noise. (The bundled minilm is a sentence-transformers encoder "
-            "saved without its MLM head.) Continue MLM pretraining first, or use a model that keeps its "
-            "head, e.g. a causal LM: model: smollm2.")
+            f"random and zero-shot answers would be noise.{why} Continue MLM pretraining first, or use a model that "
+            "keeps its head, e.g. a causal LM: model: smollm2.")
     model.eval()
     if kind == "causal":
         model.config.use_cache = False  # teacher forcing in one pass: no key/value cache to fill

@@ -36,6 +36,7 @@ from tuneforge.evaluation.metrics import classification_metrics, mean_loss
 from tuneforge.evaluation.plots import plot_confusion
 from tuneforge.models.precision import resolve_precision
 from tuneforge.prompting.scoring import PromptScorer, load_language_model
+from tuneforge.prompting.template import Template
 from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, update_status, write_json
 from tuneforge.recipes.train import as_config, resolve_device
 from tuneforge.training.checkpoint import write_atomic_text
@@ -76,6 +77,7 @@ def zeroshot(config: TrainConfig | dict | str | Path, overrides: list[str] | Non
     splits = load_splits(cfg.data, loop.seed)
     labels = list(cfg.prompt.verbalizer)
     check_labels(splits, labels)
+    check_pairs(splits, cfg.prompt.template, cfg.data.text_pair_column)
     evaluated = {"validation": splits.validation, "test": splits.test}
     if limit is not None:
         evaluated = {name: subsample_stratified(examples, limit, seed=loop.seed) if limit < len(examples)
@@ -114,7 +116,7 @@ def _score(cfg: TrainConfig, run_dir: Path, scorer: PromptScorer, evaluated: dic
     write_json(run_dir / "prompt.json", scorer.describe())
     results: dict[str, dict[str, Any]] = {}
     texts = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     probs: dict[str, np.ndarray] = {}
     for name, examples in evaluated.items():
         if name == "test" and examples is evaluated["validation"]:
@@ -126,8 +128,10 @@ def _score(cfg: TrainConfig, run_dir: Path, scorer: PromptScorer, evaluated: dic
         results[name] = classification_metrics(y_true, probs[name].argmax(-1).tolist(), labels)
         results[name]["loss"] = mean_loss(probs[name], y_true)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started  # all threads' CPU time: steadier than seconds on a busy machine
     metrics = flatten("", {
-        "zeroshot": {"seconds": seconds, "texts": texts, "texts_per_second": texts / max(seconds, 1e-9),
+        "zeroshot": {"seconds": seconds, "cpu_seconds": cpu_seconds, "texts": texts,
+                     "texts_per_second": texts / max(seconds, 1e-9),
                      "precision": precision, "model_kind": scorer.lm.kind, "limit": limit},
         **results,
     })
@@ -153,6 +157,19 @@ def check_labels(splits: DatasetSplits, labels: list[str]) -> None:
         raise TuneforgeError(f"prompt.verbalizer has no word for the label(s) {listed}; its keys are "
                              f"{', '.join(labels)}. Add a word for each, e.g. prompt.verbalizer.{first}: WORD, "
                              "or check data.label_column.")
+
+
+def check_pairs(splits: DatasetSplits, template: str, pair_column: str | None) -> None:
+    """{text_pair} in the template and a second text in the data go together."""
+    uses_pair = Template(template).uses_pair
+    has_pairs = any(e.text_pair is not None for e in splits.validation + splits.test)
+    if uses_pair and not has_pairs:
+        raise TuneforgeError("prompt.template has a {text_pair} slot, but the data has no second text. Set "
+                             "data.text_pair_column to the column that holds it, or remove {text_pair}.")
+    if has_pairs and not uses_pair:
+        raise TuneforgeError(f"The data has a second text (data.text_pair_column = {pair_column}), but "
+                             "prompt.template has no {text_pair} slot, so the model would never read it. Add "
+                             '{text_pair}, e.g. "{text} ? {answer}, {text_pair}".')
 
 
 def write_predictions(path: Path, examples: Sequence[Example], probs: np.ndarray, labels: list[str]) -> None:
