@@ -110,10 +110,22 @@ def test_long_texts_are_cut_to_max_length_keeping_the_template(masked, causal):
     long = " ".join(["late"] * 200)
     scorer = PromptScorer(masked, MASKED, max_length=32)
     rows = scorer._masked_rows(examples([long]))
-    assert all(len(r.ids) <= 32 and len(r.targets) >= 1 for r in rows)
+    assert all(len(r.ids) <= 32 and len(r.masks) >= 1 for r in rows)
     assert masked.tokenizer.decode(rows[0].ids).endswith("it was [MASK]. [SEP]")
     prompt, space = PromptScorer(causal, CAUSAL, max_length=40).causal_prompts(examples([long]))[0]
     assert prompt.endswith("\nSentiment:") and space == " " and len(causal.tokenizer(prompt)["input_ids"]) <= 40
+
+
+def test_a_mask_token_in_the_template_is_refused(masked):
+    scorer = PromptScorer(masked, MASKED.model_copy(update={"template": "{text} [MASK] it was {answer}."}))
+    with pytest.raises(TuneforgeError, match="holds the mask token"):
+        scorer.word_scores(examples())
+
+
+def test_a_chat_prompt_with_a_long_text_fits_max_length(causal):
+    scorer = PromptScorer(causal, CAUSAL.model_copy(update={"chat": True}), max_length=48)
+    prompt, _ = scorer.causal_prompts(examples([" ".join(["late"] * 200)]))[0]
+    assert prompt.endswith("</s><|assistant|>") and len(causal.tokenizer(prompt)["input_ids"]) <= 48
 
 
 def test_calibration_divides_by_the_content_free_probabilities(causal):

@@ -103,7 +103,8 @@ class _Row:
     ids: list[int]
     example: int
     words: list[int] = field(default_factory=list)  # indices into the verbalizer's flat word list
-    targets: list[int] = field(default_factory=list)  # masked LM: the mask positions
+    tokens: list[list[int]] = field(default_factory=list)  # each of those words' token ids
+    masks: list[int] = field(default_factory=list)  # masked LM: the positions of the answer's mask tokens
 
 
 class PromptScorer:
@@ -140,6 +141,11 @@ class PromptScorer:
         else:
             self.word_ids = []  # causal LM: tokenised per text, in its own context
         self._forward_args = set(inspect.signature(lm.model.forward).parameters)
+        self._chat_tokens = 0  # what the chat template adds around the user's turn (a system turn, role tags)
+        if prompt.chat:
+            empty = tok.apply_chat_template([{"role": "user", "content": ""}], tokenize=False,
+                                            add_generation_prompt=True)
+            self._chat_tokens = len(tok(empty, add_special_tokens=False)["input_ids"])
 
     # ----------------------------------------------------------------- rendering
     def _fit(self, examples: Sequence[Example], reserve: int) -> list[tuple[str, str | None]]:
@@ -181,18 +187,21 @@ class PromptScorer:
             context, space = split_space(before)
             for k, words in by_length.items():
                 strings.append(context + space + tok.mask_token * k + after)
-                rows.append(_Row(ids=[], example=index, words=words))
+                rows.append(_Row(ids=[], example=index, words=words, tokens=[self.word_ids[w] for w in words]))
         encoded = tok(strings)["input_ids"]
         for row, ids in zip(rows, encoded):
             row.ids = ids
-            row.targets = [i for i, t in enumerate(ids) if t == tok.mask_token_id]
+            row.masks = [i for i, t in enumerate(ids) if t == tok.mask_token_id]
+            if len(row.masks) != len(row.tokens[0]):
+                raise TuneforgeError(f'prompt.template = "{self.prompt.template}" holds the mask token '
+                                     f"{tok.mask_token} itself; the answer slot is {{answer}}. Remove it.")
         return rows
 
     def causal_prompts(self, examples: Sequence[Example]) -> list[tuple[str, str]]:
         """(prompt, space before the word) per example; with ``chat`` the prompt ends in the assistant turn."""
         tok = self.lm.tokenizer
         out = []
-        for text, pair in self._fit(examples, reserve=16 + (64 if self.prompt.chat else 0)):
+        for text, pair in self._fit(examples, reserve=16 + self._chat_tokens):
             before, _ = self.template.split(text, pair)
             if self.prompt.chat:
                 messages = [{"role": "user", "content": before.strip()}]
@@ -210,7 +219,6 @@ class PromptScorer:
         conts = continuation_ids(tok, [p for p, _ in prompts for _ in words],
                                  [space + w for _, space in prompts for w in words])
         rows: list[_Row] = []
-        self._causal_word_ids: dict[tuple[int, int], list[int]] = {}
         for index, (head, full) in enumerate(zip(plain, special)):
             # Leading special tokens (a BOS) that the tokenizer adds; SmolLM2 adds none.
             lead = full[:len(full) - len(head)] if full[len(full) - len(head):] == head else []
@@ -219,12 +227,12 @@ class PromptScorer:
                 ids = conts[index * len(words) + word]
                 if self.prompt.multi_token == "first":
                     ids = ids[:1]  # only the first token counts: every word shares the prompt's pass
-                self._causal_word_ids[(index, word)] = ids
                 key = tuple(lead + head + ids[:-1])  # the word's last token is predicted, never read
                 if key not in by_input:
                     by_input[key] = _Row(ids=list(key), example=index)
                     rows.append(by_input[key])
                 by_input[key].words.append(word)
+                by_input[key].tokens.append(ids)
         return rows
 
     # ----------------------------------------------------------------- scoring
@@ -253,7 +261,7 @@ class PromptScorer:
                 inputs: dict[str, torch.Tensor | int] = {"input_ids": ids.to(self.device),
                                                          "attention_mask": mask.to(self.device)}
                 if causal:
-                    keep = max(len(self._causal_word_ids[(r.example, r.words[0])]) for r in batch)
+                    keep = max(len(r.tokens[0]) for r in batch)  # a row's words are all this long
                     if "position_ids" in self._forward_args:
                         inputs["position_ids"] = ((mask.cumsum(-1) - 1).clamp(min=0)).to(self.device)
                     if "logits_to_keep" in self._forward_args:
@@ -264,13 +272,8 @@ class PromptScorer:
                 if causal:
                     logprobs = logprobs[:, -keep:]  # (B, keep, V): the predictions of the word's tokens
                 for b, row in enumerate(batch):
-                    for word in row.words:
-                        if causal:
-                            target = self._causal_word_ids[(row.example, word)]
-                            positions = list(range(keep - len(target), keep))
-                        else:
-                            target = self.word_ids[word]
-                            positions = row.targets
+                    for word, target in zip(row.words, row.tokens):
+                        positions = list(range(keep - len(target), keep)) if causal else row.masks
                         picked = logprobs[b, positions, target]  # (k,) log p of each of the word's tokens
                         out[row.example, word] = combine_tokens(picked, self.prompt.multi_token)
                     done.add(row.example)
