@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=300)
     parser.add_argument("--prompts", default=",".join(PROMPTS))
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--multi-token", choices=["mean", "first", "sum"], default=None,
+                        help="Override every prompt's multi_token (default: mean).")
     args = parser.parse_args()
     lm = load_language_model(args.model)
     test = subsample_stratified(load_builtin("airline-sentiment").test, args.limit, seed=42)
@@ -46,7 +48,8 @@ def main() -> None:
     print(f"model {args.model}, {len(test)} test texts, precision {precision}, {torch.get_num_threads()} threads")
     print("| prompt | calibrated | accuracy | macro-F1 | texts/s |\n|---|---|---|---|---|")
     for name in args.prompts.split(","):
-        scorer = PromptScorer(lm, PromptConfig(**PROMPTS[name]), precision=precision)
+        options = {**PROMPTS[name], **({"multi_token": args.multi_token} if args.multi_token else {})}
+        scorer = PromptScorer(lm, PromptConfig(**options), precision=precision)
         started = time.perf_counter()
         scores = scorer.log_scores(test)
         rate = len(test) / (time.perf_counter() - started)

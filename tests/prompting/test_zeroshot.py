@@ -85,6 +85,7 @@ def test_zeroshot_on_text_pairs(tiny_mlm, tmp_path):  # noqa: F811
            "prompt": {"template": "{text} . {answer} , {text_pair}", "verbalizer": {"same": "good", "different": "bad"}}}
     result = tuneforge.zeroshot(cfg, progress=False)
     assert result.metrics["test.count"] == 4 and result.labels == ["same", "different"]
+    assert result.metrics["zeroshot.texts"] == 4  # no test file: the validation data, scored once
     predictions = (result.dir / "predictions-test.jsonl").read_text().splitlines()
     assert json.loads(predictions[0])["text_pair"] == "love it"
     cfg["prompt"]["template"] = "{text} . {answer}"

@@ -237,7 +237,8 @@ class PromptScorer:
 
     # ----------------------------------------------------------------- scoring
     @torch.inference_mode()
-    def word_scores(self, examples: Sequence[Example], progress: bool = False) -> torch.Tensor:
+    def word_scores(self, examples: Sequence[Example], progress: bool = False, description: str = "zero-shot"
+                    ) -> torch.Tensor:
         """(N, W) score of every verbalizer word (flat order) for every example."""
         model = self.lm.model
         causal = self.lm.kind == "causal"
@@ -247,7 +248,7 @@ class PromptScorer:
         order = sorted(range(len(rows)), key=lambda i: len(rows[i].ids))  # similar lengths, little padding
         model.to(self.device)
         with scoring_bar(progress) as bar:
-            task = bar.add_task("zero-shot", total=len(examples))
+            task = bar.add_task(description, total=len(examples))
             done: set[int] = set()
             for start in range(0, len(order), self.batch_size):
                 batch = [rows[i] for i in order[start:start + self.batch_size]]
@@ -280,9 +281,10 @@ class PromptScorer:
                 bar.update(task, completed=len(done))
         return out
 
-    def log_scores(self, examples: Sequence[Example], progress: bool = False) -> torch.Tensor:
+    def log_scores(self, examples: Sequence[Example], progress: bool = False, description: str = "zero-shot"
+                   ) -> torch.Tensor:
         """(N, C) label scores: the best of each label's word scores."""
-        return label_scores(self.word_scores(examples, progress), self.verbalizer.word_label,
+        return label_scores(self.word_scores(examples, progress, description), self.verbalizer.word_label,
                             len(self.verbalizer.labels))
 
     def calibrate(self) -> np.ndarray:
@@ -292,13 +294,14 @@ class PromptScorer:
         self.content_free = probs.numpy()
         return self.content_free
 
-    def predict_proba(self, examples: Sequence[Example], progress: bool = False) -> np.ndarray:
+    def predict_proba(self, examples: Sequence[Example], progress: bool = False, description: str = "zero-shot"
+                      ) -> np.ndarray:
         """(N, C) class probabilities, columns in verbalizer order (calibrated when ``prompt.calibrate``)."""
         if not examples:
             return np.zeros((0, len(self.verbalizer.labels)), dtype=np.float32)
         if self.prompt.calibrate and self.content_free is None:
             self.calibrate()
-        scores = self.log_scores(examples, progress)
+        scores = self.log_scores(examples, progress, description)
         if self.prompt.calibrate:
             # softmax(s - log p_cf) = normalise(p / p_cf): W = diag(p_cf)^-1, b = 0 in Zhao et al.'s notation.
             scores = scores - torch.log(torch.from_numpy(self.content_free).clamp(min=1e-12))

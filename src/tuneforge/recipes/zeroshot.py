@@ -82,13 +82,15 @@ def zeroshot(config: TrainConfig | dict | str | Path, overrides: list[str] | Non
     if limit is not None:
         evaluated = {name: subsample_stratified(examples, limit, seed=loop.seed) if limit < len(examples)
                      else examples for name, examples in evaluated.items()}
+        if splits.test is splits.validation:  # no test file: keep the test split the validation data
+            evaluated["test"] = evaluated["validation"]
+    run_dir = new_run_dir(cfg.name, cfg.output_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another output_dir.")
 
     lm = load_language_model(cfg.model)  # refuses a model without its LM head before any folder is made
     scorer = PromptScorer(lm, cfg.prompt, max_length=cfg.data.max_length, batch_size=loop.batch_size,
                           precision=precision, device=device)
-    run_dir = new_run_dir(cfg.name, cfg.output_dir)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another output_dir.")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_config(cfg.model_copy(update={"output_dir": run_dir})),
                                          encoding="utf-8")
@@ -122,7 +124,7 @@ def _score(cfg: TrainConfig, run_dir: Path, scorer: PromptScorer, evaluated: dic
         if name == "test" and examples is evaluated["validation"]:
             probs[name] = probs["validation"]  # no test file: the test split is the validation data
         else:
-            probs[name] = scorer.predict_proba(examples, progress=progress)
+            probs[name] = scorer.predict_proba(examples, progress=progress, description=name)
             texts += len(examples)
         y_true = [labels.index(e.label) for e in examples]
         results[name] = classification_metrics(y_true, probs[name].argmax(-1).tolist(), labels)
