@@ -25,8 +25,10 @@ PROMPTS = {
     "question": {"template": "Tweet: {text}\nIs this tweet negative, neutral or positive?\nAnswer: {answer}",
                  "verbalizer": WORDS},
     "cloze": {"template": "{text}\nAll in all, the customer's experience was {answer}",
-              "verbalizer": {"negative": ["bad", "terrible"], "neutral": ["okay", "fine"], "positive": ["good", "great"]}},
-    "chat": {"template": "Is this tweet negative, neutral or positive? Answer with one word.\nTweet: {text}\n{answer}",
+              "verbalizer": {"negative": ["bad", "terrible"], "neutral": ["okay", "fine"],
+                             "positive": ["good", "great"]}},
+    "chat": {"template": "Is this tweet negative, neutral or positive? Answer with one word.\n"
+                         "Tweet: {text}\n{answer}",
              "verbalizer": {label: [word, word.capitalize()] for label, word in WORDS.items()}, "chat": True},
 }
 

@@ -62,6 +62,8 @@ def test_zeroshot_cli_writes_a_self_describing_run_folder(cli, tiny_causal_lm, t
     assert (run / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     assert len((run / "predictions-test.jsonl").read_text().splitlines()) == 30
     assert f"accuracy {metrics['test.accuracy']:.4f}" in out and "negative" in out
+    code, _, err = cli("predict", run, "--text", "late again")
+    assert code == 2 and "is a zero-shot run" in err and "tuneforge zeroshot" in err
 
 
 def test_zeroshot_python_api_with_limit_on_a_masked_lm(tiny_mlm, tiny_data, tmp_path):  # noqa: F811
@@ -76,13 +78,15 @@ def test_zeroshot_python_api_with_limit_on_a_masked_lm(tiny_mlm, tiny_data, tmp_
 
 
 def test_zeroshot_on_text_pairs(tiny_mlm, tmp_path):  # noqa: F811
-    rows = [{"a": "great crew", "b": "love it", "label": "same"}, {"a": "late again", "b": "happy", "label": "different"},
+    rows = [{"a": "great crew", "b": "love it", "label": "same"},
+            {"a": "late again", "b": "happy", "label": "different"},
             {"a": "rude seat", "b": "awful", "label": "same"}, {"a": "thanks", "b": "lost bag", "label": "different"}]
     path = tmp_path / "pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     cfg = {"model": str(tiny_mlm), "output_dir": str(tmp_path / "run"), "train": {"precision": "fp32"},
            "data": {"train": str(path), "validation": str(path), "text_column": "a", "text_pair_column": "b"},
-           "prompt": {"template": "{text} . {answer} , {text_pair}", "verbalizer": {"same": "good", "different": "bad"}}}
+           "prompt": {"template": "{text} . {answer} , {text_pair}",
+                      "verbalizer": {"same": "good", "different": "bad"}}}
     result = tuneforge.zeroshot(cfg, progress=False)
     assert result.metrics["test.count"] == 4 and result.labels == ["same", "different"]
     assert result.metrics["zeroshot.texts"] == 4  # no test file: the validation data, scored once

@@ -119,8 +119,8 @@ def evaluate(
 def _print_metrics(metrics: dict, labels: list[str], split: str = "eval") -> None:
     from rich.table import Table
 
-    out.print(f"accuracy [bold]{metrics[f'{split}.accuracy']:.4f}[/]  macro-F1 [bold]{metrics[f'{split}.macro_f1']:.4f}[/]"
-              f"  ({metrics[f'{split}.count']} examples)")
+    out.print(f"accuracy [bold]{metrics[f'{split}.accuracy']:.4f}[/]  "
+              f"macro-F1 [bold]{metrics[f'{split}.macro_f1']:.4f}[/]  ({metrics[f'{split}.count']} examples)")
     table = Table("label", "precision", "recall", "f1", "support")
     for name in labels:
         c = metrics[f"{split}.per_class"][name]
