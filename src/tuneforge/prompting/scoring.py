@@ -269,13 +269,17 @@ class PromptScorer:
                         inputs["logits_to_keep"] = keep
                 with autocast(self.precision, self.device):
                     logits = model(**inputs).logits
-                logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-                if causal:
-                    logprobs = logprobs[:, -keep:]  # (B, keep, V): the predictions of the word's tokens
+                if causal:  # (B, keep, V): the predictions of the words' tokens, the last positions of every row
+                    logprobs = torch.log_softmax(logits[:, -keep:].float(), dim=-1).cpu()
                 for b, row in enumerate(batch):
+                    if not causal:  # (k, V) at the row's k mask positions only
+                        at_masks = torch.log_softmax(logits[b, row.masks].float(), dim=-1).cpu()
                     for word, target in zip(row.words, row.tokens):
-                        positions = list(range(keep - len(target), keep)) if causal else row.masks
-                        picked = logprobs[b, positions, target]  # (k,) log p of each of the word's tokens
+                        if causal:
+                            picked = logprobs[b, range(keep - len(target), keep), target]
+                        else:
+                            picked = at_masks[range(len(target)), target]
+                        # picked: (k,) log p of each of the word's k tokens
                         out[row.example, word] = combine_tokens(picked, self.prompt.multi_token)
                     done.add(row.example)
                 bar.update(task, completed=len(done))
