@@ -16,7 +16,8 @@ from tuneforge.recipes.compare import compare  # noqa: E402
 from tuneforge.recipes.distill import distill  # noqa: E402
 from tuneforge.recipes.prune import prune  # noqa: E402
 from tuneforge.recipes.train import train  # noqa: E402
+from tuneforge.recipes.zeroshot import zeroshot  # noqa: E402
 from tuneforge.run import Run, Runs, load  # noqa: E402
 
 __all__ = ["OnnxRun", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare", "distill", "load",
-           "prune", "train"]
+           "prune", "train", "zeroshot"]

@@ -45,6 +45,11 @@ class Run:
             raise TuneforgeError(f"Run folder {run_dir.resolve()} does not exist. Give the folder that "
                                  "`tuneforge train` printed (runs/<name>-<timestamp>).")
         model_dir = run_dir / "model"
+        if (run_dir / "prompt.json").exists() and not model_dir.is_dir():
+            raise TuneforgeError(f"{run_dir} is a zero-shot run (tuneforge zeroshot): nothing was trained, so it "
+                                 "holds no model to load. Its prompt and model are in config.yaml: point its data: "
+                                 f"section at other data and run `tuneforge zeroshot {run_dir / 'config.yaml'} "
+                                 "output_dir=NEW_DIR`.")
         if not (run_dir / "config.yaml").exists() or not model_dir.is_dir():
             status = read_json(run_dir / "run.json").get("status", "unknown") if (run_dir / "run.json").exists() \
                 else "not a run folder"

@@ -1,4 +1,4 @@
-"""``tuneforge``: train, predict, eval, datasets, config.
+"""``tuneforge``: train, zeroshot, predict, eval, datasets, config.
 
 User errors (:class:`TuneforgeError`) print as one paragraph and exit with code 2, no traceback.
 """
@@ -116,16 +116,39 @@ def evaluate(
     err.print(f"wrote {target} and {target.with_suffix('.png')}")
 
 
-def _print_metrics(metrics: dict, labels: list[str]) -> None:
+def _print_metrics(metrics: dict, labels: list[str], split: str = "eval") -> None:
     from rich.table import Table
 
-    out.print(f"accuracy [bold]{metrics['eval.accuracy']:.4f}[/]  macro-F1 [bold]{metrics['eval.macro_f1']:.4f}[/]"
-              f"  ({metrics['eval.count']} examples)")
+    out.print(f"accuracy [bold]{metrics[f'{split}.accuracy']:.4f}[/]  "
+              f"macro-F1 [bold]{metrics[f'{split}.macro_f1']:.4f}[/]  ({metrics[f'{split}.count']} examples)")
     table = Table("label", "precision", "recall", "f1", "support")
     for name in labels:
-        c = metrics["eval.per_class"][name]
+        c = metrics[f"{split}.per_class"][name]
         table.add_row(name, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
     out.print(table)
+
+
+@app.command()
+def zeroshot(
+    config: Annotated[Path, typer.Argument(help="Config (YAML) with a prompt: section (template, verbalizer).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. prompt.calibrate=true.",
+                                                             show_default=False)] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Score a stratified sample of N examples of each split, for "
+                                                      "a quick look.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Classify with a prompt and a verbalizer, no training; write a run folder with metrics like `eval`."""
+    from tuneforge.recipes.zeroshot import zeroshot as zeroshot_recipe
+
+    if "=" in str(config) and not config.exists():
+        raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
+                             f"tuneforge zeroshot CONFIG.yaml {config}")
+    result = zeroshot_recipe(config, list(overrides or []), limit=limit, progress=not quiet)
+    m = result.metrics
+    out.print(f"validation accuracy {m['validation.accuracy']:.4f}, macro-F1 {m['validation.macro_f1']:.4f}")
+    out.print("test:")
+    _print_metrics(m, result.labels, split="test")
+    err.print(f"{m['zeroshot.texts_per_second']:.1f} texts/s; run folder: {result.dir}")
 
 
 @app.command()

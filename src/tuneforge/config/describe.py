@@ -35,6 +35,12 @@ def _default(field) -> str:
     return "required"
 
 
+def _section(annotation: Any) -> type[BaseModel] | None:
+    """The config section of ``Section`` or ``Section | None`` (an optional section such as prompt:)."""
+    options = [annotation, *getattr(annotation, "__args__", ())]
+    return next((a for a in options if isinstance(a, type) and issubclass(a, BaseModel)), None)
+
+
 def describe(recipe: str) -> str:
     from tuneforge.methods import registry
 
@@ -49,10 +55,10 @@ def describe(recipe: str) -> str:
                 lines.append(f"{prefix}{name}  (section; `name:` picks the method)  default: full")
                 lines.append(f"    {field.description}")
                 continue
-            sub = field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) \
-                else None
+            sub = _section(field.annotation)
             if sub is not None:
-                lines.append(f"{prefix}{name}:  {field.description}")
+                optional = "  (optional section, default: none)" if sub is not field.annotation else ""
+                lines.append(f"{prefix}{name}:{optional}  {field.description}")
                 walk(sub, prefix + "  ")
                 continue
             lines.append(f"{prefix}{name}: {_type_name(field.annotation)} = {_default(field)}")

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from tuneforge.config.base import StrictModel
 from tuneforge.errors import did_you_mean
 from tuneforge.methods import registry
+from tuneforge.prompting.config import PromptConfig
 
 
 class DataConfig(StrictModel):
@@ -91,6 +92,8 @@ class TrainConfig(StrictModel):
     method: MethodUnion = Field(default_factory=lambda: registry()["full"].config(),  # type: ignore[valid-type]
                                 description="Fine-tuning method and its options (`name:` picks it).")
     train: TrainLoopConfig = Field(default_factory=TrainLoopConfig, description="Optimisation settings.")
+    prompt: PromptConfig | None = Field(None, description="A cloze prompt (template + verbalizer) for "
+                                                          "`tuneforge zeroshot`; docs/PROMPTING.md.")
     output_dir: Path | None = Field(None, description="Run folder; default runs/<name>-<timestamp>.")
 
     @field_validator("method", mode="before")

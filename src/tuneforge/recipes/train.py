@@ -76,6 +76,9 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
         if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
             raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another "
                                  f"output_dir, or continue it with `tuneforge train --resume {run_dir}`.")
+    if cfg.prompt is not None:
+        raise TuneforgeError("This config has a prompt: section, which `tuneforge zeroshot` uses; `tuneforge train` "
+                             "does not train with prompts yet. Run `tuneforge zeroshot CONFIG`, or remove prompt:.")
     loop = cfg.train
     torch.manual_seed(loop.seed)
     if loop.num_threads:

@@ -1,0 +1,80 @@
+"""Verbalizers: each label stands for one or more words, each word for one or more tokens.
+
+A word's score is the log-probability the model gives its tokens in the answer slot. A word of several
+tokens (" unhappy" -> " unh", "appy") combines its tokens' log-probabilities by ``multi_token``:
+
+    mean:  (1/k) sum_j log p(t_j | ...)      no penalty for being long (PET, Schick & Schuetze 2021, averages)
+    sum:   sum_j log p(t_j | ...)            the word's own log-probability; long words lose
+    first: log p(t_1 | ...)                  only the first token, as single-token verbalizers do
+
+A label's score is the **max** over its words' scores, not their log-sum-exp: log-sum-exp adds the
+probabilities of a label's synonyms, so a label listed with five words would outscore one listed with
+a single word by up to log 5 before the model reads the text. The max keeps labels comparable however
+many words they have. Class probabilities are the softmax of the label scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+Combine = Literal["mean", "first", "sum"]
+
+
+@dataclass(frozen=True)
+class Verbalizer:
+    """Labels (class order) and their words; ``word_label[i]`` is the class of the i-th word of :attr:`flat`."""
+
+    labels: list[str]
+    words: list[list[str]]
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, list[str]]) -> Verbalizer:
+        return cls(labels=list(mapping), words=[list(words) for words in mapping.values()])
+
+    @property
+    def flat(self) -> list[str]:
+        return [word for words in self.words for word in words]
+
+    @property
+    def word_label(self) -> list[int]:
+        return [label for label, words in enumerate(self.words) for _ in words]
+
+
+def combine_tokens(token_logprobs: torch.Tensor, how: Combine) -> torch.Tensor:
+    """(..., k) log-probabilities of a word's k tokens -> (...) the word's score."""
+    if how == "mean":
+        return token_logprobs.mean(-1)
+    if how == "sum":
+        return token_logprobs.sum(-1)
+    return token_logprobs[..., 0]
+
+
+def label_scores(word_scores: torch.Tensor, word_label: list[int], n_labels: int) -> torch.Tensor:
+    """(N, W) word scores -> (N, C) label scores: the best word of each label (see the module docstring)."""
+    out = torch.full((word_scores.shape[0], n_labels), float("-inf"), dtype=word_scores.dtype)
+    for word, label in enumerate(word_label):
+        out[:, label] = torch.maximum(out[:, label], word_scores[:, word])
+    return out
+
+
+def continuation_ids(tokenizer, prompts: list[str], continuations: list[str]) -> list[list[int]]:
+    """The tokens that ``continuation`` adds after ``prompt``, tokenised in context (no special tokens).
+
+    ``tokens(prompt + continuation)`` minus ``tokens(prompt)``: BPE merges depend on the neighbours, so
+    " great" after "It was" is tokenised as the model saw it in pretraining. When the prompt's tokens
+    are not a prefix of the joint tokens (the word merged with the prompt's last token, e.g. no space
+    between them), the continuation is tokenised on its own: the prompt keeps its tokens and the
+    word's tokens still spell the word.
+    """
+    joint = tokenizer([p + c for p, c in zip(prompts, continuations)], add_special_tokens=False)["input_ids"]
+    alone = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    out = []
+    for whole, head, cont in zip(joint, alone, continuations):
+        if whole[:len(head)] == head and len(whole) > len(head):
+            out.append(whole[len(head):])
+        else:
+            out.append(tokenizer(cont, add_special_tokens=False)["input_ids"])
+    return out
