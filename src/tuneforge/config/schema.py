@@ -92,8 +92,9 @@ class TrainConfig(StrictModel):
     method: MethodUnion = Field(default_factory=lambda: registry()["full"].config(),  # type: ignore[valid-type]
                                 description="Fine-tuning method and its options (`name:` picks it).")
     train: TrainLoopConfig = Field(default_factory=TrainLoopConfig, description="Optimisation settings.")
-    prompt: PromptConfig | None = Field(None, description="A cloze prompt (template + verbalizer) for "
-                                                          "`tuneforge zeroshot`; docs/PROMPTING.md.")
+    prompt: PromptConfig | None = Field(None, description="A cloze prompt (template + verbalizer): `tuneforge "
+                                                          "zeroshot` scores with it; `tuneforge train` trains "
+                                                          "through it (PET); docs/PROMPTING.md.")
     output_dir: Path | None = Field(None, description="Run folder; default runs/<name>-<timestamp>.")
 
     @field_validator("method", mode="before")
