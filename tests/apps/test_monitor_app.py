@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -106,19 +105,45 @@ def test_a_real_tiny_run_classifies_items(tmp_path, make_tiny_config):
         assert got[text]["scores"] == pytest.approx(pred["scores"], abs=1e-5)
 
 
-def run_cli(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "tuneforge", "monitor", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(REPO / "src")})
+@pytest.fixture()
+def cli(monkeypatch, capsys):
+    """``cli(*args) -> (exit code, stdout, stderr)`` through the real entry point, in this process."""
+    from tuneforge.cli.main import main
+
+    def invoke(*args):
+        monkeypatch.setattr(sys, "argv", ["tuneforge", "monitor", *map(str, args)])
+        with pytest.raises(SystemExit) as info:
+            main()
+        captured = capsys.readouterr()
+        return (0 if info.value.code is None else info.value.code), captured.out, captured.err
+
+    return invoke
 
 
-def test_cli_help_ingest_and_errors(tmp_path):
-    help_text = run_cli("--help")
-    assert help_text.returncode == 0 and "serve" in help_text.stdout and "demo" in help_text.stdout
+def test_cli_help_ingest_and_errors(tmp_path, cli, monkeypatch):
+    code, out, _ = cli("--help")
+    assert code == 0 and "serve" in out and "demo" in out and "ingest" in out
+    shipped = REPO / "configs" / "monitor-airline.yaml"
+    code, _, err = cli("ingest", shipped, "runs.sentiment=/no/such/run", f"database=sqlite:///{tmp_path}/m.db",
+                       f"watch.folder={tmp_path}")
+    assert code == 2 and "does not exist" in err
+    code, _, err = cli("serve", shipped, "windows.current=5")
+    assert code == 2 and "current_minutes" in err
+    code, _, err = cli("ingest", shipped, f"database=sqlite:///{tmp_path}/m.db", "watch.folder=null")
+    assert code == 2 and "watch.folder" in err
+
+
+def test_cli_ingest_reads_the_watched_folder(tmp_path, cli, monkeypatch):
+    from tuneforge.apps.monitor import monitor as monitor_module
+
+    monkeypatch.setattr(monitor_module, "load_classifiers", lambda cfg: {"sentiment": KeywordClassifier()})
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "a.jsonl").write_text(json.dumps(item(1, 0, "@united bad")) + "\n")
-    bad = run_cli("ingest", str(REPO / "configs" / "monitor-airline.yaml"), "runs.sentiment=/no/such/run",
-                  f"watch.folder={inbox}", f"database=sqlite:///{tmp_path}/m.db")
-    assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
-    typo = run_cli("serve", str(REPO / "configs" / "monitor-airline.yaml"), "windows.current=5")
-    assert typo.returncode == 2 and "current_minutes" in typo.stderr and "Traceback" not in typo.stderr
+    (inbox / "a.jsonl").write_text("".join(json.dumps(item(i, i, "@united bad", topic=None)) + "\n"
+                                           for i in range(3)))
+    args = ("ingest", REPO / "configs" / "monitor-airline.yaml", f"watch.folder={inbox}",
+            f"database=sqlite:///{tmp_path}/m.db")
+    code, out, _ = cli(*args)
+    assert code == 0 and json.loads(out)["new"] == 3 and json.loads(out)["classified"] == 3
+    code, out, _ = cli(*args)  # a second run reads nothing twice
+    assert json.loads(out)["lines"] == 0 and json.loads(out)["items"] == 3

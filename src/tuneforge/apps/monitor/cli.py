@@ -66,11 +66,15 @@ def ingest(
     """One cycle without a server: read the watched folder, classify what is new, check the rules; print counts."""
     from tuneforge.apps.monitor import open_monitor
 
+    from tuneforge.apps.monitor.config import MonitorConfig
+    from tuneforge.config import load_config
+
     _check_config(config)
-    monitor = open_monitor(config, list(overrides or []))
-    if monitor.cfg.watch.folder is None or not Path(monitor.cfg.watch.folder).is_dir():
-        raise TuneforgeError(f"watch.folder {monitor.cfg.watch.folder} is not a folder; set watch.folder=FOLDER "
+    cfg = load_config(MonitorConfig, path=config, overrides=list(overrides or []))
+    if cfg.watch.folder is None or not Path(cfg.watch.folder).is_dir():  # before the runs load
+        raise TuneforgeError(f"watch.folder {cfg.watch.folder} is not a folder; set watch.folder=FOLDER "
                              "(JSONL files of items, one per line).")
+    monitor = open_monitor(cfg)
     result = monitor.process()
     sys.stdout.write(json.dumps({**result, **monitor.counts()}) + "\n")
 
