@@ -107,12 +107,10 @@ def insert_items(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     if not rows:
         return 0
     now = utcnow()
-    new = 0
-    for row in rows:  # one statement per row: rowcount then says whether this id was new
-        stmt = _insert(conn, items).values(**row, classified=False, ingested_at=now).on_conflict_do_nothing(
-            index_elements=["id"])
-        new += conn.execute(stmt).rowcount
-    return new
+    unique = list({row["id"]: row for row in reversed(rows)}.values())  # the first of a repeated id wins
+    # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING (psycopg gives -1)
+    stmt = _insert(conn, items).on_conflict_do_nothing(index_elements=["id"]).returning(items.c.id)
+    return len(conn.execute(stmt, [{**row, "classified": False, "ingested_at": now} for row in unique]).all())
 
 
 def file_offset(conn: Connection, path: str) -> tuple[int, int]:
