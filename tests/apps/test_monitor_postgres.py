@@ -21,7 +21,8 @@ from tuneforge.apps.monitor import open_monitor
 
 BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
 if not BIN and shutil.which("initdb") is None:
-    pytest.skip("no PostgreSQL binaries (initdb); install them with apt-get install postgresql", allow_module_level=True)
+    pytest.skip("no PostgreSQL binaries (initdb); install them with apt-get install postgresql",
+                allow_module_level=True)
 pytest.importorskip("psycopg", reason="the PostgreSQL driver: pip install 'psycopg[binary]'")
 
 
