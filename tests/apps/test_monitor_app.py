@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture()
 def client(tmp_path):
     monitor = open_monitor(config(tmp_path, rules=[{"kind": "threshold", "name": "t", "above": 0.5,
-                                                     "min_volume": 2}], max_items_per_request=5),
+                                                     "min_volume": 2}], max_items_per_request=5,
+                                  max_body_bytes=4096),
                            classifiers={"sentiment": KeywordClassifier()})
     keys = load_keys(AuthConfig(), {"TUNEFORGE_API_KEYS": f"alice:{KEY}"})
     with TestClient(create_app(monitor, keys, watch=False), raise_server_exceptions=False) as c:
@@ -54,6 +55,7 @@ def test_post_items_needs_a_key_and_counts_duplicates(client):
     ({"json": {"items": []}}, 422, "invalid_request"),
     ({"json": {"items": [item(i, i) for i in range(6)]}}, 413, "too_many_items"),
     ({"json": {"items": [{"id": 1, "text": "x"}]}}, 422, "invalid_items"),
+    ({"json": {"items": [item(1, 0, "x" * 5000)]}}, 413, "body_too_large"),
 ])
 def test_bad_requests_get_a_clear_4xx(client, send, status, code):
     response = client.post("/v1/items", headers={"X-API-Key": KEY}, **send)

@@ -101,8 +101,23 @@ def create_app(monitor: Monitor, keys: list[ApiKey] | None, watch: bool = True) 
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
         return error_response(exc.status_code, code, str(exc.detail))
 
+    async def json_body(request: Request) -> Any:
+        declared = request.headers.get("content-length", "")
+        limit = monitor.cfg.max_body_bytes
+        if declared.isdigit() and int(declared) > limit:  # refuse before reading it
+            raise ApiError(413, "body_too_large", f"The body has {declared} bytes; the limit is {limit}. Send "
+                           "fewer items per request.")
+        raw = await request.body()
+        if len(raw) > limit:
+            raise ApiError(413, "body_too_large", f"The body is over {limit} bytes. Send fewer items per request.")
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError(422, "bad_json", f"The request body is not valid JSON ({exc}). Send "
+                           '{"items": [...]} with Content-Type: application/json.') from None
+
     @app.post("/v1/items", dependencies=[Depends(authorised)])
-    def post_items(body: Any = Depends(_json_body)) -> dict[str, Any]:
+    def post_items(body: Any = Depends(json_body)) -> dict[str, Any]:
         """Store items ``{"items": [{"id", "time", "text", "source"?, "topic"?}, ...]}`` (or a bare list), then
         classify them and check the rules. A repeated id counts as a duplicate, not a new item."""
         raws = body.get("items") if isinstance(body, dict) else body
@@ -141,12 +156,3 @@ def create_app(monitor: Monitor, keys: list[ApiKey] | None, watch: bool = True) 
         return {"status": "ok", **monitor.counts()}
 
     return app
-
-
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(422, "bad_json", f"The request body is not valid JSON ({exc}). Send "
-                       '{"items": [...]} with Content-Type: application/json.') from None

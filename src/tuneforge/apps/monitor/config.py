@@ -85,20 +85,21 @@ class MonitorConfig(StrictModel):
 
     runs: dict[str, str] = Field(default_factory=dict, description="name: run folder; the sentiment run and "
                                                                    "optionally a topic run.")
-    sentiment: SentimentConfig = Field(default_factory=SentimentConfig)
-    topic: TopicConfig = Field(default_factory=TopicConfig)
+    sentiment: SentimentConfig = Field(default_factory=SentimentConfig, description="The sentiment run.")
+    topic: TopicConfig = Field(default_factory=TopicConfig, description="Where an item's topic comes from.")
     database: str = Field("sqlite:///monitor/monitor.db", description="SQLAlchemy URL: sqlite:///FILE or "
                                                                       "postgresql+psycopg://USER@HOST/DB.")
-    watch: WatchConfig = Field(default_factory=WatchConfig)
-    windows: WindowConfig = Field(default_factory=WindowConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig, description="The watched folder of JSONL files.")
+    windows: WindowConfig = Field(default_factory=WindowConfig, description="Rolling windows (stream time).")
     rules: list[Rule] = Field(default_factory=list, description="Alert rules (kind: threshold or spike).")
-    webhooks: WebhookConfig = Field(default_factory=WebhookConfig)
+    webhooks: WebhookConfig = Field(default_factory=WebhookConfig, description="Where new alerts are POSTed.")
     batch_size: int = Field(64, ge=1, description="Items per forward pass when classifying.")
     max_items_per_request: int = Field(1000, ge=1, description="Items one POST /v1/items may carry.")
-    host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(8010, ge=0, le=65535)
+    max_body_bytes: int = Field(4_194_304, ge=1024, description="Request body size; larger bodies get 413.")
+    host: str = Field("127.0.0.1", min_length=1, description="Address to listen on.")
+    port: int = Field(8010, ge=0, le=65535, description="TCP port.")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys, as for tuneforge serve.")
-    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig, description="Per-key rate limit.")
 
     @model_validator(mode="after")
     def _names(self) -> MonitorConfig:
