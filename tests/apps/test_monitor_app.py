@@ -149,3 +149,18 @@ def test_cli_ingest_reads_the_watched_folder(tmp_path, cli, monkeypatch):
     assert code == 0 and json.loads(out)["new"] == 3 and json.loads(out)["classified"] == 3
     code, out, _ = cli(*args)  # a second run reads nothing twice
     assert json.loads(out)["lines"] == 0 and json.loads(out)["items"] == 3
+
+
+def test_cli_demo_replays_the_stream_and_reports_one_alert(tmp_path, cli, monkeypatch):
+    from tuneforge.apps.monitor import monitor as monitor_module
+    from tuneforge.apps.monitor.demo import GoldClassifier, airline_stream
+
+    gold = airline_stream()[1]
+    monkeypatch.setattr(monitor_module, "load_classifiers", lambda cfg: {"sentiment": GoldClassifier(gold)})
+    monkeypatch.chdir(tmp_path)  # the demo finds the shipped config from its own source folder
+    code, out, err = cli("demo", "--run", "unused", "--out", tmp_path / "demo", "--speed", 0)
+    assert code == 0, err
+    assert "1 alert(s)" in out and "airline-spike: topic virginamerica" in out
+    assert (tmp_path / "demo" / "monitor-demo.db").exists()
+    code, _, err = cli("demo", "--speed", -1)
+    assert code == 2 and "--speed" in err

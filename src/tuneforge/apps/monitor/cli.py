@@ -83,7 +83,8 @@ def ingest(
 def demo(
     run: Annotated[Optional[Path], typer.Option(help="Sentiment run (default: runs/compare-airline/lora or the "
                                                      "newest runs/airline-*; else a quick run is trained).")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the demo's database.")] = Path("runs/monitor-demo"),
+    out: Annotated[Path, typer.Option(help="Folder for the demo's database (OUT/monitor-demo.db, replaced on "
+                                           "each demo).")] = Path("runs/monitor-demo"),
     speed: Annotated[float, typer.Option(help="Stream seconds per real second (0: as fast as possible).")] = 3600,
     serve: Annotated[bool, typer.Option("--serve", help="Keep the dashboard running after the replay "
                                                         "(no authentication; 127.0.0.1).")] = False,
@@ -100,12 +101,14 @@ def demo(
         if run is None:
             typer.echo("no airline run found under runs/; training a quick LoRA run first", err=True)
             run = quick_run()
-    db = out / "monitor.db"
+    db = out / "monitor-demo.db"
     if db.exists():
-        db.unlink()  # the demo's own database: every demo starts from an empty stream
-    monitor = open_monitor(Path(__file__).resolve().parents[4] / "configs" / "monitor-airline.yaml"
-                           if not Path("configs/monitor-airline.yaml").exists() else "configs/monitor-airline.yaml",
-                           [f"runs.sentiment={run}", f"database=sqlite:///{db}", "watch.folder=null", f"port={port}"])
+        db.unlink()  # the demo's own database, by its own name: every demo starts from an empty stream
+    shipped = Path("configs/monitor-airline.yaml")
+    if not shipped.exists():  # run from elsewhere than the repository root: the source checkout's copy
+        shipped = Path(__file__).resolve().parents[4] / "configs" / "monitor-airline.yaml"
+    monitor = open_monitor(shipped, [f"runs.sentiment={run}", f"database=sqlite:///{db}", "watch.folder=null",
+                                     f"port={port}"])
     stream, _ = airline_stream()
     typer.echo(f"replaying {len(stream)} items with {run} at {speed:g}x ...", err=True)
     alerts = replay(monitor, stream, speed=speed,
