@@ -166,3 +166,56 @@ def test_unreachable_database_and_mismatched_runs_are_clear_errors(tmp_path):
     with pytest.raises(TuneforgeError, match="negative_label"):
         open_monitor(config(tmp_path, sentiment={"negative_label": "neg"}),
                      classifiers={"sentiment": KeywordClassifier()})
+
+
+KILLED_WORKER = """
+import sys, time
+sys.path.insert(0, {helpers!r})
+from monitor_helpers import KeywordClassifier, config
+from tuneforge.apps.monitor import open_monitor, store
+real = store.set_file_offset
+def slow(conn, path, offset, lines):
+    real(conn, path, offset, lines)
+    time.sleep(0.02)  # inside the transaction: the kill may land between the write and the commit
+store.set_file_offset = slow
+monitor = open_monitor(config({tmp!r}, watch={{"folder": {inbox!r}, "batch_lines": 7}}),
+                       classifiers={{"sentiment": KeywordClassifier()}})
+print("started", flush=True)
+monitor.scan_folder()
+"""
+
+
+def test_a_killed_process_resumes_exactly(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    total = 1500
+    write_lines(inbox / "a.jsonl", [item(i, i) for i in range(total)])
+    script = KILLED_WORKER.format(helpers=str(Path(__file__).parent), tmp=str(tmp_path), inbox=str(inbox))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    worker = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    assert worker.stdout.readline().strip() == "started"
+    key = str((inbox / "a.jsonl").resolve())
+    engine = store.connect(f"sqlite:///{tmp_path}/monitor.db")
+    while True:  # wait for some committed progress, then kill -9 in the middle of the file
+        with engine.connect() as conn:
+            if store.file_offset(conn, key)[1] >= 70:
+                break
+        assert worker.poll() is None, "the worker ended before it was killed"
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    with engine.connect() as conn:
+        offset, lines = store.file_offset(conn, key)
+        stored = store.counts(conn)["items"]
+    assert 70 <= lines < total and stored == lines  # what the offset says was read is exactly what is stored
+    engine.dispose()
+    again = make(tmp_path, watch={"folder": str(inbox), "batch_lines": 500})
+    assert again.scan_folder() == {"lines": total - lines, "new": total - lines, "duplicates": 0, "rejected": 0}
+    assert again.counts()["items"] == total

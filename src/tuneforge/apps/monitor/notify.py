@@ -16,7 +16,7 @@ from tuneforge.apps.monitor.config import WebhookConfig
 
 
 def post_webhooks(cfg: WebhookConfig, payload: dict[str, Any], log: logging.Logger,
-                  sleep=time.sleep) -> bool | None:
+                  sleep=None) -> bool | None:
     """True when every URL answered 2xx, False when one never did, None when no webhook is configured."""
     if not cfg.urls:
         return None
@@ -33,7 +33,7 @@ def post_webhooks(cfg: WebhookConfig, payload: dict[str, Any], log: logging.Logg
             log.warning("webhook attempt failed", extra={"fields": {"url": url, "attempt": attempt + 1,
                                                                     "problem": problem}})
             if attempt < cfg.retries:
-                sleep(0.5 * 2 ** attempt)
+                (sleep or time.sleep)(0.5 * 2 ** attempt)
         else:
             ok = False
             log.error("webhook gave up", extra={"fields": {"url": url, "alert": payload.get("id")}})
