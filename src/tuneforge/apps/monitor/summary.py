@@ -44,7 +44,8 @@ def summary(monitor, topic: str | None = None, source: str | None = None, bucket
                 cell[0] += 1
                 cell[1] += label == cfg.sentiment.negative_label
             for t, cells in sorted(counts.items()):
-                trend[t] = [{"start": _iso(start + i * width), "volume": v, "negative_share": n / v if v else None}
+                trend[t] = [{"start": _iso((start + i * width).replace(microsecond=0)), "volume": v,
+                             "negative_share": n / v if v else None}
                             for i, (v, n) in enumerate(cells)]
         latest = conn.execute(select(items).where(and_(*where)).order_by(items.c.time.desc(), items.c.id.desc())
                               .limit(limit))
