@@ -164,3 +164,20 @@ def test_cli_demo_replays_the_stream_and_reports_one_alert(tmp_path, cli, monkey
     assert (tmp_path / "demo" / "monitor-demo.db").exists()
     code, _, err = cli("demo", "--speed", -1)
     assert code == 2 and "--speed" in err
+
+
+def test_the_served_app_watches_its_folder(tmp_path):
+    import time
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.jsonl").write_text("".join(json.dumps(item(i, i, "bad")) + "\n" for i in range(4)))
+    monitor = open_monitor(config(tmp_path, watch={"folder": str(inbox), "poll_s": 0.1}),
+                           classifiers={"sentiment": KeywordClassifier()})
+    with TestClient(create_app(monitor, None, watch=True)) as c:
+        for _ in range(200):  # the watcher thread polls every 0.1 s; wait for it, up to 20 s
+            if c.get("/healthz").json()["classified"] == 4:
+                break
+            time.sleep(0.1)
+        assert c.get("/healthz").json() == {"status": "ok", "items": 4, "classified": 4, "alerts": 0}
+    assert not any(t.name == "monitor-watcher" and t.is_alive() for t in __import__("threading").enumerate())
