@@ -14,11 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text,
-                        and_, case, create_engine, func, select, update)
+from sqlalchemy import (BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table,
+                        Text, and_, case, create_engine, func, select, update)
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.exc import NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from tuneforge.errors import TuneforgeError
 
@@ -48,7 +47,7 @@ predictions = Table(
 progress = Table(
     "monitor_file_progress", metadata,
     Column("path", String(1000), primary_key=True),
-    Column("offset", Integer, nullable=False),  # bytes of complete lines consumed
+    Column("offset", BigInteger, nullable=False),  # bytes of complete lines consumed (files may pass 2 GiB)
     Column("lines", Integer, nullable=False),
     Column("updated_at", DateTime, nullable=False),
 )
