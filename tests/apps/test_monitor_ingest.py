@@ -219,3 +219,29 @@ def test_a_killed_process_resumes_exactly(tmp_path):
     again = make(tmp_path, watch={"folder": str(inbox), "batch_lines": 500})
     assert again.scan_folder() == {"lines": total - lines, "new": total - lines, "duplicates": 0, "rejected": 0}
     assert again.counts()["items"] == total
+
+
+class TopicClassifier:
+    """A topic run stand-in: "fares" when the text says "price", else "service"."""
+
+    labels = ["fares", "service"]
+
+    def predict_proba(self, texts, batch_size=64):
+        import numpy as np
+
+        return np.array([[0.8, 0.2] if "price" in t else [0.3, 0.7] for t in texts], dtype=np.float32)
+
+
+def test_a_topic_run_gives_the_topic_and_both_runs_predictions_are_stored(tmp_path):
+    cfg = config(tmp_path, topic={"run": "topic", "from_item": False})
+    monitor = open_monitor(cfg, classifiers={"sentiment": KeywordClassifier(), "topic": TopicClassifier()})
+    monitor.ingest([item(1, 0, "bad price", topic="ignored"), item(2, 1, "good crew")])
+    monitor.process()
+    with monitor.engine.connect() as conn:
+        topics = {r.id: r.topic for r in conn.execute(store.items.select())}
+        runs = sorted((r.item_id, r.run, r.label) for r in conn.execute(store.predictions.select()))
+    assert topics == {"i1": "fares", "i2": "service"}
+    assert runs == [("i1", "sentiment", "negative"), ("i1", "topic", "fares"), ("i2", "sentiment", "positive"),
+                    ("i2", "topic", "service")]
+    with pytest.raises(TuneforgeError, match='topic.run "topics" is not one of runs'):
+        open_monitor(config(tmp_path, topic={"run": "topics"}), classifiers={"sentiment": KeywordClassifier()})
