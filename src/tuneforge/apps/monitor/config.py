@@ -91,7 +91,9 @@ class MonitorConfig(StrictModel):
                                                                       "postgresql+psycopg://USER@HOST/DB.")
     watch: WatchConfig = Field(default_factory=WatchConfig, description="The watched folder of JSONL files.")
     windows: WindowConfig = Field(default_factory=WindowConfig, description="Rolling windows (stream time).")
-    rules: list[Rule] = Field(default_factory=list, description="Alert rules (kind: threshold or spike).")
+    rules: list[Rule] = Field(default_factory=list, description=(
+        "Alert rules, each {kind: threshold, name, by: topic|source, above, min_volume} or {kind: spike, name, by, "
+        "min_difference and/or min_ratio, min_volume, min_baseline_volume} (docs/MONITOR.md)."))
     webhooks: WebhookConfig = Field(default_factory=WebhookConfig, description="Where new alerts are POSTed.")
     batch_size: int = Field(64, ge=1, description="Items per forward pass when classifying.")
     max_items_per_request: int = Field(1000, ge=1, description="Items one POST /v1/items may carry.")
