@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tuneforge.apps.monitor.cli import monitor_app
 from tuneforge.errors import TuneforgeError
 
 app = typer.Typer(help="Adapt pretrained language models to your task: fine-tune, evaluate, predict.",
@@ -23,6 +24,7 @@ datasets_app = typer.Typer(help="Built-in offline datasets.", no_args_is_help=Tr
 config_app = typer.Typer(help="Recipe config schemas.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(config_app, name="config")
+app.add_typer(monitor_app, name="monitor")
 out = Console()
 err = Console(stderr=True)
 
