@@ -18,7 +18,8 @@ def new_model(cfg: PretrainConfig, tokenizer) -> nn.Module:
         from transformers import BertConfig, BertForMaskedLM
 
         config = BertConfig(vocab_size=len(tokenizer), hidden_size=a.hidden_size, num_hidden_layers=a.layers,
-                            num_attention_heads=a.heads, intermediate_size=inner, max_position_embeddings=a.max_position,
+                            num_attention_heads=a.heads, intermediate_size=inner,
+                            max_position_embeddings=a.max_position,
                             hidden_dropout_prob=a.dropout, attention_probs_dropout_prob=a.dropout,
                             pad_token_id=tokenizer.pad_token_id, type_vocab_size=2)
         return BertForMaskedLM(config)

@@ -67,8 +67,9 @@ def mlm_loss_fn(data: LMData, tokenizer, probability: float, whole_word: bool) -
     def loss_fn(model: nn.Module, inputs: dict[str, torch.Tensor], indices: list[int]) -> torch.Tensor:
         ids, attention = inputs["input_ids"].cpu(), inputs["attention_mask"].cpu()
         words = _pad_word_ids(data, indices, ids.shape[1]) if whole_word else None
-        corrupted, labels = mask_tokens(ids, _special_mask(ids, attention, special_ids), mask_id=tokenizer.mask_token_id,
-                                        vocab_size=len(tokenizer), probability=probability, word_ids=words)
+        special = _special_mask(ids, attention, special_ids)
+        corrupted, labels = mask_tokens(ids, special, mask_id=tokenizer.mask_token_id, vocab_size=len(tokenizer),
+                                        probability=probability, word_ids=words)
         device = inputs["input_ids"].device
         model_inputs = {k: v for k, v in inputs.items() if k != "labels"} | {"input_ids": corrupted.to(device)}
         logits, targets = mlm_logits_and_labels(model, model_inputs, labels.to(device))

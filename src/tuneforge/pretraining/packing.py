@@ -4,7 +4,8 @@ Documents are tokenised with their ``<s> ... </s>`` markers, concatenated in ord
 ``block_size`` tokens, so no compute is spent on padding. Attention within a block crosses document
 boundaries (the standard recipe: the ``</s>`` / ``<s>`` markers tell the model where a new document starts);
 the loss is the next-token prediction over every position of the block. The last, shorter remainder is kept
-as a block of its own (padded in its batch, its padding masked out of the loss), so every token is trained on.
+as a block of its own (padded in its batch, its padding masked out of the loss), unless it is a single token,
+which has nothing to predict.
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@
   characters): the BERT pipeline with a WordPiece model whose vocabulary holds the most frequent characters, so
   a word of Latin letters or digits splits into characters too.
 * ``bpe``: byte-level BPE (GPT-2 / Llama style): no unknown tokens; ``<s>`` starts and ``</s>`` ends a document.
+
+``char`` and ``bpe`` are deterministic. The ``tokenizers`` WordPiece trainer breaks ties between equally
+frequent merges differently in each process, so two runs on a small corpus can get slightly different
+vocabularies; the trained tokenizer is saved in the run folder (``tokenizer/``, and ``model/``), and a resumed
+run reads it from there.
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig):
         trainer = trainers.WordPieceTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
                                             special_tokens=BERT_SPECIALS, continuing_subword_prefix="##")
         tok.train_from_iterator(texts, trainer)
+        # The trainer returns its vocabulary in hash-map order, different on every call: renumber it (special
+        # tokens first, then sorted), so that the same vocabulary always gets the same ids.
+        trained = tok.get_vocab()
+        ordered = BERT_SPECIALS + sorted(t for t in trained if t not in BERT_SPECIALS)
+        tok = _bert_pipeline(Tokenizer(models.WordPiece({t: i for i, t in enumerate(ordered)}, unk_token="[UNK]")),
+                             cfg.lowercase)
         return _wrap_bert(tok)
     if cfg.kind == "char":
         counts = Counter(ch for text in texts for ch in (text.lower() if cfg.lowercase else text) if not ch.isspace())
