@@ -52,3 +52,14 @@ def test_heldout_slice_is_fixed_and_disjoint(tmp_path):
     again_train, again_held = split_heldout(corpus, 0.1)
     assert held == again_held and len(held) == 20 and len(train) == 180
     assert not {d.text for d in train} & {d.text for d in held}
+
+
+@pytest.mark.parametrize("name", ["minilm-mlm.yaml", "chinese-encoder.yaml"])
+def test_shipped_pretrain_configs_validate(name):
+    from pathlib import Path
+
+    from tuneforge.config import load_config
+    from tuneforge.pretraining.config import PretrainConfig
+
+    cfg = load_config(PretrainConfig, path=Path(__file__).resolve().parents[2] / "configs" / name)
+    assert cfg.objective == "mlm" and cfg.train.metric == "loss" and not cfg.train.first_token_shortcut
