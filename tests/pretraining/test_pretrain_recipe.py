@@ -133,3 +133,36 @@ def test_cli_errors_and_help(corpus, tmp_path):
         pretrain(tiny(corpus, tmp_path / "x", metric="macro_f1"))
     with pytest.raises(TuneforgeError, match="whole_word applies to objective: mlm"):
         pretrain({**tiny(corpus, tmp_path / "y", objective="clm"), "masking": {"whole_word": True}})
+
+
+def _main(monkeypatch, capsys, *args):
+    import sys
+
+    from tuneforge.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["tuneforge", *map(str, args)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    captured = capsys.readouterr()
+    return info.value.code or 0, captured.out, captured.err
+
+
+def test_cli_pretrain_runs_and_bad_input_exits_2(corpus, tmp_path, monkeypatch, capsys):
+    import yaml
+
+    cfg = tiny(corpus, tmp_path / "cli-run", max_steps=4)
+    path = tmp_path / "lm.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    code, out, err = _main(monkeypatch, capsys, "pretrain", path, "--quiet")
+    assert code == 0 and "model folder" in out and (tmp_path / "cli-run/model/config.json").exists()
+    # the same output_dir again: refused, nothing overwritten
+    before = (tmp_path / "cli-run/model/model.safetensors").read_bytes()
+    code, out, err = _main(monkeypatch, capsys, "pretrain", path, "--quiet")
+    assert code == 2 and "already exists and is not empty" in err and "Traceback" not in err
+    assert (tmp_path / "cli-run/model/model.safetensors").read_bytes() == before
+    code, out, err = _main(monkeypatch, capsys, "pretrain", path, "corpus.sources=[nope.txt]",
+                           f"output_dir={tmp_path / 'other'}", "--quiet")
+    assert code == 2 and "nope.txt" in err and "Traceback" not in err
+    code, out, err = _main(monkeypatch, capsys, "pretrain", path, "model=./missing-folder",
+                           f"output_dir={tmp_path / 'other2'}", "--quiet")
+    assert code == 2 and "does not exist" in err
