@@ -63,3 +63,12 @@ def test_shipped_pretrain_configs_validate(name):
 
     cfg = load_config(PretrainConfig, path=Path(__file__).resolve().parents[2] / "configs" / name)
     assert cfg.objective == "mlm" and cfg.train.metric == "loss" and not cfg.train.first_token_shortcut
+
+
+@pytest.mark.skipif(not available("gensim-wiki"), reason="gensim is not installed")
+def test_gensim_corpora_are_clean_prose():
+    wiki = load_corpus(["gensim-wiki"])
+    assert len(wiki) > 1000
+    assert not any("|" in d.text or "[[" in d.text or "{{" in d.text or "&quot;" in d.text for d in wiki)
+    news = load_corpus(["lee-news"])
+    assert len(news) == 300 and all(len(d.text.split()) > 20 for d in news)
