@@ -72,7 +72,7 @@ def gensim_wiki() -> list[Document]:
     docs = []
     for page in re.findall(r"<text[^>]*>(.*?)</text>", xml, flags=re.S):
         text = html.unescape(page)  # the XML escapes the wiki text: &lt;ref&gt; is a <ref> tag
-        text = re.sub(r"<ref[^>]*/>|<ref.*?</ref>|<!--.*?-->|<[^>]+>", "", text, flags=re.S)
+        text = re.sub(r"<ref[^>]*/>|<ref.*?</ref>|<math.*?</math>|<!--.*?-->|<[^>]+>", "", text, flags=re.S)
         for _ in range(3):  # templates nest: strip the innermost each round
             text = re.sub(r"\{\{[^{}]*\}\}", "", text)
         text = re.sub(r"\[\[(?:Category|File|Image):[^\]]*\]\]", "", text)
