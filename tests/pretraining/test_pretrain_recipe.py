@@ -166,3 +166,11 @@ def test_cli_pretrain_runs_and_bad_input_exits_2(corpus, tmp_path, monkeypatch, 
     code, out, err = _main(monkeypatch, capsys, "pretrain", path, "model=./missing-folder",
                            f"output_dir={tmp_path / 'other2'}", "--quiet")
     assert code == 2 and "does not exist" in err
+
+
+def test_python_api_exports_pretrain(corpus, tmp_path):
+    import tuneforge
+
+    assert tuneforge.pretrain is pretrain
+    cfg = tuneforge.PretrainConfig.model_validate(tiny(corpus, tmp_path / "api"))
+    assert cfg.train.metric == "loss"
