@@ -53,6 +53,29 @@ def train(
               f"{m['train.samples_per_second']:.1f} samples/s; run folder: [bold]{run.dir}[/]")
 
 
+@app.command(context_settings={"allow_extra_args": False})
+def pretrain(
+    config: Annotated[Optional[Path], typer.Argument(help="Pretraining config (YAML); see configs/minilm-mlm.yaml "
+                                                          "and `tuneforge config show pretrain`.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. train.max_steps=100.",
+                                                             show_default=False)] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this folder.")] = None,
+    init_only: Annotated[bool, typer.Option(help="Write the model as initialised, untrained (the baseline "
+                                                 "without pretraining).")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Pretrain a masked or causal LM (from scratch or continued); write a run folder whose model/ `train` takes."""
+    from tuneforge.recipes.pretrain import pretrain as pretrain_recipe
+
+    if config is None and resume is None:
+        raise TuneforgeError("Give a config file (tuneforge pretrain configs/minilm-mlm.yaml) or --resume RUN_DIR.")
+    if config is not None and "=" in str(config) and not config.exists():
+        raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
+                             f"tuneforge pretrain CONFIG.yaml {config}")
+    run_dir = pretrain_recipe(config, list(overrides or []), resume=resume, init_only=init_only, progress=not quiet)
+    out.print(f"model folder: [bold]{run_dir / 'model'}[/] (tuneforge train CONFIG model={run_dir / 'model'})")
+
+
 def _read_input_texts(path: Path) -> list[str]:
     """Texts from a .jsonl/.csv/.tsv (column ``text``) or a plain .txt file (one text per line)."""
     from tuneforge.data import read_examples
@@ -345,7 +368,8 @@ def datasets_export(
 
 
 @config_app.command("show")
-def config_show(recipe: Annotated[str, typer.Argument(help="Recipe name: train.")] = "train") -> None:
+def config_show(recipe: Annotated[str, typer.Argument(help="Recipe name: train, pretrain, prune, distill, "
+                                                           "serve.")] = "train") -> None:
     """Every field of a recipe's config with its type, default and help."""
     from tuneforge.config.describe import describe
 
