@@ -95,10 +95,14 @@ def evaluate(
     file: Annotated[Path, typer.Argument(help="Labelled examples (.jsonl, .json, .csv, .tsv).")],
     output: Annotated[Optional[Path], typer.Option(help="Where to write the metrics (default: "
                                                         "RUN_DIR/eval-<file name>.json).")] = None,
+    by: Annotated[Optional[list[str]], typer.Option(help="Also report metrics per slice of this field: a column "
+                                                         "of the file (e.g. source), or length for token-length "
+                                                         "quartiles (repeatable).")] = None,
 ) -> None:
-    """Evaluate a run on a labelled file: accuracy, macro-F1, per-class scores, confusion matrix."""
+    """Evaluate a run on a labelled file: accuracy, macro-F1, per-class scores, confusion matrix, slices (--by)."""
     from tuneforge.data import read_examples
     from tuneforge.evaluation.plots import plot_confusion
+    from tuneforge.evaluation.slices import evaluate_slices
     from tuneforge.recipes.runfolder import flatten, write_json
     from tuneforge.run import load
 
@@ -106,13 +110,21 @@ def evaluate(
     d = run.config.data
     examples = read_examples(file, text_column=d.text_column, text_pair_column=d.text_pair_column,
                              label_column=d.label_column)
-    metrics = flatten("", {"eval": run.evaluate(examples)})
+    sliced = evaluate_slices(run, examples, by) if by else None
+    metrics = flatten("", {"eval": sliced["overall"] if sliced else run.evaluate(examples)})
     metrics["eval.file"] = str(file)
+    if sliced:
+        metrics["eval.by"] = sliced["by"]
     target = output or run_dir / f"eval-{file.stem}.json"
     write_json(target, metrics)
     plot_confusion(metrics["eval.confusion_matrix"], run.labels, target.with_suffix(".png"),
                    f"{file.name}: accuracy {metrics['eval.accuracy']:.3f}")
     _print_metrics(metrics, run.labels)
+    if sliced:
+        from tuneforge.evaluation.slices import slice_table
+
+        for field, result in sliced["by"].items():
+            out.print(slice_table(field, result))
     err.print(f"wrote {target} and {target.with_suffix('.png')}")
 
 
