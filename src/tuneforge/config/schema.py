@@ -11,6 +11,7 @@ from tuneforge.config.base import StrictModel
 from tuneforge.errors import did_you_mean
 from tuneforge.methods import registry
 from tuneforge.prompting.config import PromptConfig
+from tuneforge.tracking.config import TrackingConfig
 
 
 class DataConfig(StrictModel):
@@ -94,6 +95,8 @@ class TrainConfig(StrictModel):
     train: TrainLoopConfig = Field(default_factory=TrainLoopConfig, description="Optimisation settings.")
     prompt: PromptConfig | None = Field(None, description="A cloze prompt (template + verbalizer) for "
                                                           "`tuneforge zeroshot`; docs/PROMPTING.md.")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Also send metrics, config "
+                                     "and artifacts to TensorBoard and/or MLflow (docs/TRAINING.md).")
     output_dir: Path | None = Field(None, description="Run folder; default runs/<name>-<timestamp>.")
 
     @field_validator("method", mode="before")
