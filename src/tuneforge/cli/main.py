@@ -51,6 +51,37 @@ def train(
               f"{m['train.samples_per_second']:.1f} samples/s; run folder: [bold]{run.dir}[/]")
 
 
+@app.command("lr-find")
+def lr_find(
+    config: Annotated[Path, typer.Argument(help="Training config (YAML): model, method, data, batch size.")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. method.r=16.",
+                                                             show_default=False)] = None,
+    steps: Annotated[int, typer.Option(help="Steps of the test (one batch each).")] = 100,
+    start_lr: Annotated[float, typer.Option(help="Learning rate of the first step.")] = 1e-7,
+    end_lr: Annotated[float, typer.Option(help="Learning rate of the last step (the test stops earlier if the "
+                                                "loss diverges).")] = 1.0,
+    output: Annotated[Optional[Path], typer.Option(help="Folder for lr_find.json and lr_find.png (default "
+                                                        "runs/lr-find-<name>-<timestamp>).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Learning-rate range test: train with an exponentially growing rate, plot the loss, suggest a rate."""
+    from tuneforge.recipes.lr_find import lr_find as lr_find_recipe
+
+    if "=" in str(config) and not config.exists():
+        raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
+                             f"tuneforge lr-find CONFIG.yaml {config}")
+    result = lr_find_recipe(config, list(overrides or []), steps=steps, start_lr=start_lr, end_lr=end_lr,
+                            output_dir=output, progress=not quiet)
+    s = result.suggestions
+    if result.suggested is None:
+        out.print(f"the loss diverged after {len(result.lrs)} steps, too early for a suggestion: lower --end-lr "
+                  f"or --start-lr. Plot: [bold]{result.dir / 'lr_find.png'}[/]")
+        return
+    out.print(f"suggested learning rate [bold]{result.suggested:.2e}[/] (steepest descent of the loss; minimum / 10: "
+              f"{s['minimum_over_10']:.2e}); set it with train.learning_rate={result.suggested:.2e}. "
+              f"Plot: [bold]{result.dir / 'lr_find.png'}[/]")
+
+
 def _read_input_texts(path: Path) -> list[str]:
     """Texts from a .jsonl/.csv/.tsv (column ``text``) or a plain .txt file (one text per line)."""
     from tuneforge.data import read_examples
