@@ -19,6 +19,7 @@ from tuneforge.recipes.prune import prune  # noqa: E402
 from tuneforge.recipes.train import train  # noqa: E402
 from tuneforge.recipes.zeroshot import zeroshot  # noqa: E402
 from tuneforge.run import Run, Runs, load  # noqa: E402
+from tuneforge.tune import tune  # noqa: E402
 
 __all__ = ["OnnxRun", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare", "distill", "load",
-           "lr_find", "prune", "train", "zeroshot"]
+           "lr_find", "prune", "train", "tune", "zeroshot"]

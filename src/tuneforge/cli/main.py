@@ -82,6 +82,34 @@ def lr_find(
               f"Plot: [bold]{result.dir / 'lr_find.png'}[/]")
 
 
+@app.command()
+def tune(
+    config: Annotated[Optional[Path], typer.Argument(help="Training config (YAML) with a search: section (ranges "
+                                                          "per field path). Not needed with --resume.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides for every trial, e.g. "
+                                                                  "train.epochs=1.", show_default=False)] = None,
+    trials: Annotated[Optional[int], typer.Option(help="Trials in all (default: search.trials).")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Tune folder (default runs/tune-<name>-<timestamp>).")
+                      ] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the study in this tune folder.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Hyperparameter search with Optuna: train a trial per sample, prune bad ones, write best.yaml."""
+    from tuneforge.tune import tune as tune_recipe
+
+    if config is not None and "=" in str(config) and not config.exists():
+        raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
+                             f"tuneforge tune CONFIG.yaml {config}")
+    result = tune_recipe(config, list(overrides or []), trials=trials, output_dir=output, resume=resume,
+                         progress=not quiet)
+    out.print((result.dir / "trials.md").read_text(encoding="utf-8"))
+    if result.best_config is None:
+        out.print(f"no trial finished (all pruned or failed); see {result.dir / 'trials.md'}")
+        return
+    out.print(f"best validation {result.metric} [bold]{result.best_value:.4f}[/] with {result.best_params}; "
+              f"train it with: tuneforge train {result.best_config}")
+
+
 def _read_input_texts(path: Path) -> list[str]:
     """Texts from a .jsonl/.csv/.tsv (column ``text``) or a plain .txt file (one text per line)."""
     from tuneforge.data import read_examples

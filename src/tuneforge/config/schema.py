@@ -12,6 +12,7 @@ from tuneforge.errors import did_you_mean
 from tuneforge.methods import registry
 from tuneforge.prompting.config import PromptConfig
 from tuneforge.tracking.config import TrackingConfig
+from tuneforge.tune.config import SearchConfig
 
 
 class DataConfig(StrictModel):
@@ -95,6 +96,8 @@ class TrainConfig(StrictModel):
     train: TrainLoopConfig = Field(default_factory=TrainLoopConfig, description="Optimisation settings.")
     prompt: PromptConfig | None = Field(None, description="A cloze prompt (template + verbalizer) for "
                                                           "`tuneforge zeroshot`; docs/PROMPTING.md.")
+    search: SearchConfig | None = Field(None, description="Ranges for `tuneforge tune` (Optuna); `tuneforge "
+                                                          "train` ignores it. docs/TRAINING.md.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Also send metrics, config "
                                      "and artifacts to TensorBoard and/or MLflow (docs/TRAINING.md).")
     output_dir: Path | None = Field(None, description="Run folder; default runs/<name>-<timestamp>.")
