@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 from tuneforge.config import TrainConfig  # noqa: E402
 from tuneforge.errors import TuneforgeError  # noqa: E402
+from tuneforge.explain import explain  # noqa: E402
 from tuneforge.onnx import OnnxRun  # noqa: E402
 from tuneforge.recipes.compare import compare  # noqa: E402
 from tuneforge.recipes.distill import distill  # noqa: E402
@@ -21,5 +22,5 @@ from tuneforge.recipes.zeroshot import zeroshot  # noqa: E402
 from tuneforge.run import Run, Runs, load  # noqa: E402
 from tuneforge.tune import tune  # noqa: E402
 
-__all__ = ["OnnxRun", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare", "distill", "load",
-           "lr_find", "prune", "train", "tune", "zeroshot"]
+__all__ = ["OnnxRun", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare", "distill", "explain",
+           "load", "lr_find", "prune", "train", "tune", "zeroshot"]

@@ -119,6 +119,13 @@ class Run:
         """Accuracy, macro-F1, per-class scores and confusion matrix on labelled examples."""
         return evaluate_examples(self, examples, batch_size)
 
+    def explain(self, texts: str | Sequence[str], label: str | None = None, steps: int = 50) -> list[Any]:
+        """Per-token attributions (integrated gradients) toward the predicted label or ``label``; see
+        :func:`tuneforge.explain` and docs/EXPLAIN.md."""
+        from tuneforge.explain import explain
+
+        return explain(self, texts, label=label, steps=steps)
+
 
 def format_predictions(labels: list[str], probs: np.ndarray) -> list[dict[str, Any]]:
     """``{"label": ..., "scores": {label: probability}}`` per row; shared with the ONNX runtime."""

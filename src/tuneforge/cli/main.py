@@ -200,6 +200,38 @@ def _print_metrics(metrics: dict, labels: list[str], split: str = "eval") -> Non
 
 
 @app.command()
+def explain(
+    run_dir: Annotated[Path, typer.Argument(help="A finished classification run folder (any method).")],
+    text: Annotated[Optional[list[str]], typer.Option("--text", "-t", help="A text to explain (repeatable).")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="File of texts: .txt (one per line), "
+                                                                       ".jsonl/.csv/.tsv (column text).")] = None,
+    label: Annotated[Optional[str], typer.Option(help="Explain this label instead of the predicted one.")] = None,
+    steps: Annotated[int, typer.Option(help="Integration steps: more make the scores add up more exactly.")] = 50,
+    html: Annotated[Optional[Path], typer.Option(help="Write a page with the texts highlighted here.")] = None,
+    png: Annotated[Optional[Path], typer.Option(help="Write a bar chart of the scores per text here.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the JSON lines here instead of "
+                                                                         "stdout.")] = None,
+) -> None:
+    """Per-token attributions (integrated gradients): one JSON line per text with tokens, scores and label."""
+    from tuneforge.explain import explain as explain_recipe
+
+    if not text and input is None:
+        raise TuneforgeError("Give texts with --text T (repeatable) or a file with --input FILE.")
+    texts = list(text or []) + (_read_input_texts(input) if input is not None else [])
+    explanations = explain_recipe(run_dir, texts, label=label, steps=steps, html=html, png=png)
+    lines = [json.dumps(e.to_dict(), ensure_ascii=False) for e in explanations]
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        err.print(f"wrote {len(lines)} explanation(s) to {output}")
+    else:
+        sys.stdout.write("\n".join(lines) + "\n")
+    for path in (html, png):
+        if path is not None:
+            err.print(f"wrote {path}")
+
+
+@app.command()
 def zeroshot(
     config: Annotated[Path, typer.Argument(help="Config (YAML) with a prompt: section (template, verbalizer).")],
     overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. prompt.calibrate=true.",
