@@ -160,3 +160,22 @@ def test_tune_cli(make_tiny_config, tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "best validation macro_f1" in printed and "tuneforge train" in printed
     assert load_config(TrainConfig, path=tmp_path / "tune" / "best.yaml").train.max_steps == 4
+
+
+def test_trials_share_one_mlflow_experiment_in_the_tune_folder(make_tiny_config, tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    cfg = search_config(make_tiny_config, tmp_path, pruner="none", trials=2)
+    cfg["train"]["max_steps"] = 4
+    cfg["tracking"] = {"mlflow": True}
+    tuneforge.tune(cfg, output_dir=tmp_path / "tune", progress=False)
+    client = MlflowClient(f"sqlite:///{(tmp_path / 'tune' / 'mlflow.db').resolve()}")
+    experiment = client.get_experiment_by_name("tune-tiny")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.params["train.learning_rate"] for r in runs) == sorted(
+        str(load_config(TrainConfig, path=tmp_path / "tune" / f"trial-00{i}" / "config.yaml").train.learning_rate)
+        for i in range(2))
+    assert not (tmp_path / "tune" / "trial-000" / "mlflow").exists()  # artifacts sit next to the database
+    assert {a.path for a in client.list_artifacts(runs[0].info.run_id)} >= {"config.yaml", "metrics.json"}
+    assert experiment.artifact_location == (tmp_path / "tune" / "artifacts").resolve().as_uri()

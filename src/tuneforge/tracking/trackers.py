@@ -99,7 +99,10 @@ class _MLflow:
                 if found is not None:
                     experiment_id = found.experiment_id
                 else:
-                    artifacts = (folder / "artifacts").as_uri() if uri.startswith("sqlite:") else None
+                    # a new experiment in a SQLite store keeps its artifacts next to the database, not in
+                    # the folder of whichever run happened to create it (tuneforge tune shares one store)
+                    artifacts = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "artifacts").as_uri() \
+                        if uri.startswith("sqlite:///") else None
                     experiment_id = self.client.create_experiment(experiment, artifact_location=artifacts)
                 self.run_id = self.client.create_run(experiment_id, run_name=run_name,
                                                      tags={"tuneforge.run_dir": str(run_dir.resolve())}

@@ -79,6 +79,9 @@ def tune(config: TrainConfig | dict | str | Path | None, overrides: list[str] | 
                              "log: true}\n    method.r: [4, 8, 16]")
     search = cfg.search
     base = json.loads(cfg.model_copy(update={"search": None, "output_dir": None}).model_dump_json())
+    if cfg.tracking.mlflow:  # every trial in one MLflow store and experiment, to compare them side by side
+        base["tracking"]["mlflow_uri"] = cfg.tracking.mlflow_uri or f"sqlite:///{tune_dir.resolve() / 'mlflow.db'}"
+        base["tracking"]["mlflow_experiment"] = cfg.tracking.mlflow_experiment or f"tune-{cfg.name}"
     check_space(base, search)
     total = trials if trials is not None else search.trials
     if total < 1:
