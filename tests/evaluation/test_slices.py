@@ -76,6 +76,19 @@ def test_eval_by_source_and_length_from_the_cli(run_dir, tiny_data, tmp_path, mo
     by_length = metrics["eval.by"]["length"]["slices"]
     assert all(key.endswith("tokens") for key in by_length) and 2 <= len(by_length) <= 4
     assert sum(s["count"] for s in by_length.values()) == len(rows)
+    for field in ("source", "length"):  # a picture per field next to the JSON
+        assert (tmp_path / f"eval-by-{field}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_by_from_python(run_dir, tiny_data):
+    from tuneforge.data import read_examples
+
+    run = tuneforge.load(run_dir)
+    examples = read_examples(tiny_data["test"])
+    metrics = run.evaluate(examples, by="source")
+    assert metrics["accuracy"] == pytest.approx(run.evaluate(examples)["accuracy"])
+    web = [e for e in examples if e.meta["source"] == "web"]
+    assert metrics["by"]["source"]["slices"]["web"]["accuracy"] == pytest.approx(run.evaluate(web)["accuracy"])
 
 
 def test_eval_by_a_missing_field_is_a_clear_error(run_dir, tiny_data, monkeypatch, capsys):

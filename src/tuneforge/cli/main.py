@@ -179,12 +179,20 @@ def evaluate(
     plot_confusion(metrics["eval.confusion_matrix"], run.labels, target.with_suffix(".png"),
                    f"{file.name}: accuracy {metrics['eval.accuracy']:.3f}")
     _print_metrics(metrics, run.labels)
+    pictures = [target.with_suffix(".png")]
     if sliced:
+        from tuneforge.evaluation.plots import plot_slices
         from tuneforge.evaluation.slices import slice_table
 
         for field, result in sliced["by"].items():
             out.print(slice_table(field, result))
-    err.print(f"wrote {target} and {target.with_suffix('.png')}")
+            pictures.append(target.with_name(f"{target.stem}-by-{_safe_name(field)}.png"))
+            plot_slices(field, result, pictures[-1], metrics["eval.accuracy"])
+    err.print(f"wrote {target} and {', '.join(map(str, pictures))}")
+
+
+def _safe_name(field: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in field)
 
 
 def _print_metrics(metrics: dict, labels: list[str], split: str = "eval") -> None:
