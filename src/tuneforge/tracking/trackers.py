@@ -135,7 +135,7 @@ class _MLflow:
             if (run_dir / name).exists():
                 self.client.log_artifact(self.run_id, str(run_dir / name))
         self.client.set_terminated(self.run_id, "FINISHED" if status == "complete" else
-                                   "KILLED" if status == "interrupted" else "FAILED")
+                                   "KILLED" if status in ("interrupted", "pruned") else "FAILED")
 
 
 class Tracker:
