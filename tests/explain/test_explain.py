@@ -126,3 +126,19 @@ def test_explain_cli_errors_name_the_fix(full_run, tmp_path, monkeypatch, capsys
             main()
         assert info.value.code == 2
         assert expected in capsys.readouterr().err
+
+
+def test_a_decoder_run_is_explained_too(make_tiny_config, tmp_path):
+    """A Llama-style classifier reads the last token; its tokenizer may have no special tokens to keep."""
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "models"))
+    from test_backbones_decoder import build_tiny_decoder
+
+    cfg = make_tiny_config(tmp_path / "run")
+    cfg.update(model=str(build_tiny_decoder(tmp_path / "decoder")), method={"name": "lora"})
+    cfg["train"]["epochs"] = 1
+    run = Run.load(tuneforge.train(cfg, progress=False).dir, precision="fp32")
+    [e] = run.explain(["the crew was rude today"], steps=64)
+    assert e.tokens == run.tokenizer.convert_ids_to_tokens(run.tokenizer("the crew was rude today")["input_ids"])
+    assert e.probability == pytest.approx(float(run.predict_proba(["the crew was rude today"]).max()), abs=1e-5)
+    assert any(s != 0.0 for s in e.scores)
+    assert sum(e.scores) == pytest.approx(e.probability - e.baseline_probability, abs=1e-4)
