@@ -219,6 +219,7 @@ def explain(
     png: Annotated[Optional[Path], typer.Option(help="Write a bar chart of the scores per text here.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the JSON lines here instead of "
                                                                          "stdout.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Per-token attributions (integrated gradients): one JSON line per text with tokens, scores and label."""
     from tuneforge.explain import explain as explain_recipe
@@ -226,7 +227,8 @@ def explain(
     if not text and input is None:
         raise TuneforgeError("Give texts with --text T (repeatable) or a file with --input FILE.")
     texts = list(text or []) + (_read_input_texts(input) if input is not None else [])
-    explanations = explain_recipe(run_dir, texts, label=label, steps=steps, html=html, png=png)
+    explanations = explain_recipe(run_dir, texts, label=label, steps=steps, html=html, png=png,
+                                  progress=not quiet)
     lines = [json.dumps(e.to_dict(), ensure_ascii=False) for e in explanations]
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)

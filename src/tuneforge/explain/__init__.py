@@ -10,11 +10,13 @@ from tuneforge.explain.attributions import Explanation, explain_texts
 
 
 def explain(run: Any, texts: str | Sequence[str], *, label: str | None = None, steps: int = 50,
-            html: str | Path | None = None, png: str | Path | None = None) -> list[Explanation]:
+            html: str | Path | None = None, png: str | Path | None = None, progress: bool = False
+            ) -> list[Explanation]:
     """Attributions of each text toward the predicted label (or ``label``) under a finished run.
 
     ``run`` is a run folder or a loaded :class:`~tuneforge.run.Run`. ``html`` writes a page with the texts
-    highlighted, ``png`` a bar chart per text. Captum is imported only here. See docs/EXPLAIN.md."""
+    highlighted, ``png`` a bar chart per text; ``progress`` shows a bar over the texts. Captum is imported only
+    here. See docs/EXPLAIN.md."""
     from tuneforge.errors import TuneforgeError
     from tuneforge.run import Run
 
@@ -23,7 +25,7 @@ def explain(run: Any, texts: str | Sequence[str], *, label: str | None = None, s
             raise TuneforgeError(f"explain() takes a run folder or a tuneforge Run, not a {type(run).__name__}.")
         run = Run.load(run, precision="fp32")
     texts = [texts] if isinstance(texts, str) else list(texts)
-    explanations = explain_texts(run, texts, target=label, steps=steps)
+    explanations = explain_texts(run, texts, target=label, steps=steps, progress=progress)
     title = f"{run.config.name}: {run.config.method.name} on {run.config.model}"
     from tuneforge.explain.render import write_html, write_png
 

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tuneforge.errors import TuneforgeError, did_you_mean
 
@@ -54,7 +56,7 @@ class Explanation:
 
 
 def explain_texts(run: Any, texts: list[str], *, target: str | None = None, steps: int = 50,
-                  internal_batch_size: int = 16) -> list[Explanation]:
+                  internal_batch_size: int = 16, progress: bool = False) -> list[Explanation]:
     """Integrated-gradients attributions for each text under a loaded :class:`~tuneforge.run.Run`."""
     from captum.attr import LayerIntegratedGradients
 
@@ -81,8 +83,13 @@ def explain_texts(run: Any, texts: list[str], *, target: str | None = None, step
         return torch.softmax(logits.float(), dim=-1)[:, target_id]  # (B,)
 
     out = []
+    bar = Progress(TextColumn("[bold]explain"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True),
+                   disable=not progress or len(texts) < 2)
     try:
         ig = LayerIntegratedGradients(forward, embeddings)
+        bar.start()
+        task = bar.add_task("explain", total=len(texts))
         for text in texts:
             enc = tokenizer(text, truncation=True, max_length=run.config.data.max_length,
                             return_offsets_mapping=tokenizer.is_fast, return_special_tokens_mask=True,
@@ -108,6 +115,8 @@ def explain_texts(run: Any, texts: list[str], *, target: str | None = None, step
                 offsets=[tuple(o) for o in enc["offset_mapping"][0].tolist()] if "offset_mapping" in enc
                 else [(0, 0)] * ids.shape[1], convergence_delta=float(delta[0]),
                 steps=steps, probabilities={name: float(p) for name, p in zip(run.labels, probs.tolist())}))
+            bar.advance(task)
     finally:
+        bar.stop()
         model.train(was_training)
     return out
