@@ -45,12 +45,13 @@ class SearchConfig(StrictModel):
     space: dict[str, Range | list[Any]] = Field(
         min_length=1, description="Config field path -> a range {low, high, log, step} or a list of choices, "
                                   "e.g. {train.learning_rate: {low: 1.0e-5, high: 1.0e-3, log: true}, "
-                                  "method.r: [4, 8, 16]}.")
+                                  "method.r: [4, 8, 16]}. The paths may also sit directly in search:.")
     trials: int = Field(20, ge=1, description="Trials in the study (a resumed study runs up to this many in all).")
     sampler: Literal["tpe", "random"] = Field("tpe", description="tpe (Bayesian, Optuna's default) or random.")
     pruner: Literal["median", "none"] = Field(
-        "median", description="median: stop a trial whose validation metric at an evaluation is below the median of "
-                              "earlier trials at the same evaluation (Optuna's MedianPruner); none: never prune.")
+        "median", description="median: stop a trial whose validation metric at an evaluation is worse than the "
+                              "median of earlier trials at the same evaluation (Optuna's MedianPruner); none: never "
+                              "prune.")
     startup_trials: int = Field(3, ge=0, description="Trials that run to the end before any pruning.")
     warmup_evals: int = Field(0, ge=0, description="Evaluations of each trial that are never pruned.")
 
