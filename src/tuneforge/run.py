@@ -130,9 +130,24 @@ class Run:
         """One ``{"label": ..., "scores": {label: probability}}`` per text."""
         return format_predictions(self.labels, self.predict_proba(texts, text_pairs, batch_size))
 
-    def evaluate(self, examples: Sequence[Example], batch_size: int = 64) -> dict[str, Any]:
-        """Accuracy, macro-F1, per-class scores and confusion matrix on labelled examples."""
-        return evaluate_examples(self, examples, batch_size)
+    def evaluate(self, examples: Sequence[Example], batch_size: int = 64, by: str | Sequence[str] | None = None
+                 ) -> dict[str, Any]:
+        """Accuracy, macro-F1, per-class scores and confusion matrix on labelled examples. ``by`` (a field of
+        the examples' ``meta``, or "length") adds ``metrics["by"][field]``: the metrics per slice, as
+        ``tuneforge eval --by`` reports them (docs/EXPLAIN.md)."""
+        if not by:
+            return evaluate_examples(self, examples, batch_size)
+        from tuneforge.evaluation.slices import evaluate_slices
+
+        sliced = evaluate_slices(self, examples, by, batch_size)
+        return {**sliced["overall"], "by": sliced["by"]}
+
+    def explain(self, texts: str | Sequence[str], label: str | None = None, steps: int = 50) -> list[Any]:
+        """Per-token attributions (integrated gradients) toward the predicted label or ``label``; see
+        :func:`tuneforge.explain` and docs/EXPLAIN.md."""
+        from tuneforge.explain import explain
+
+        return explain(self, texts, label=label, steps=steps)
 
 
 def format_predictions(labels: list[str], probs: np.ndarray) -> list[dict[str, Any]]:

@@ -76,6 +76,65 @@ def pretrain(
     out.print(f"model folder: [bold]{run_dir / 'model'}[/] (tuneforge train CONFIG model={run_dir / 'model'})")
 
 
+@app.command("lr-find")
+def lr_find(
+    config: Annotated[Path, typer.Argument(help="Training config (YAML): model, method, data, batch size.")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. method.r=16.",
+                                                             show_default=False)] = None,
+    steps: Annotated[int, typer.Option(help="Steps of the test (one batch each).")] = 100,
+    start_lr: Annotated[float, typer.Option(help="Learning rate of the first step.")] = 1e-7,
+    end_lr: Annotated[float, typer.Option(help="Learning rate of the last step (the test stops earlier if the "
+                                                "loss diverges).")] = 1.0,
+    output: Annotated[Optional[Path], typer.Option(help="Folder for lr_find.json and lr_find.png (default "
+                                                        "runs/lr-find-<name>-<timestamp>).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Learning-rate range test: train with an exponentially growing rate, plot the loss, suggest a rate."""
+    from tuneforge.recipes.lr_find import lr_find as lr_find_recipe
+
+    if "=" in str(config) and not config.exists():
+        raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
+                             f"tuneforge lr-find CONFIG.yaml {config}")
+    result = lr_find_recipe(config, list(overrides or []), steps=steps, start_lr=start_lr, end_lr=end_lr,
+                            output_dir=output, progress=not quiet)
+    s = result.suggestions
+    if result.suggested is None:
+        out.print(f"the loss diverged after {len(result.lrs)} steps, too early for a suggestion: lower --end-lr "
+                  f"or --start-lr. Plot: [bold]{result.dir / 'lr_find.png'}[/]")
+        return
+    out.print(f"suggested learning rate [bold]{result.suggested:.2e}[/] (steepest descent of the loss; minimum / 10: "
+              f"{s['minimum_over_10']:.2e}); set it with train.learning_rate={result.suggested:.2e}. "
+              f"Plot: [bold]{result.dir / 'lr_find.png'}[/]")
+
+
+@app.command()
+def tune(
+    config: Annotated[Optional[Path], typer.Argument(help="Training config (YAML) with a search: section (ranges "
+                                                          "per field path). Not needed with --resume.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides for every trial, e.g. "
+                                                                  "train.epochs=1.", show_default=False)] = None,
+    trials: Annotated[Optional[int], typer.Option(help="Trials in all (default: search.trials).")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Tune folder (default runs/tune-<name>-<timestamp>).")
+                      ] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the study in this tune folder.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Hyperparameter search with Optuna: train a trial per sample, prune bad ones, write best.yaml."""
+    from tuneforge.tune import tune as tune_recipe
+
+    if config is not None and "=" in str(config) and not config.exists():
+        raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
+                             f"tuneforge tune CONFIG.yaml {config}")
+    result = tune_recipe(config, list(overrides or []), trials=trials, output_dir=output, resume=resume,
+                         progress=not quiet)
+    out.print((result.dir / "trials.md").read_text(encoding="utf-8"))
+    if result.best_config is None:
+        out.print(f"no trial finished (all pruned or failed); see {result.dir / 'trials.md'}")
+        return
+    out.print(f"best validation {result.metric} [bold]{result.best_value:.4f}[/] with {result.best_params}; "
+              f"train it with: tuneforge train {result.best_config}")
+
+
 def _read_input_texts(path: Path) -> list[str]:
     """Texts from a .jsonl/.csv/.tsv (column ``text``) or a plain .txt file (one text per line)."""
     from tuneforge.data import read_examples
@@ -120,10 +179,14 @@ def evaluate(
     file: Annotated[Path, typer.Argument(help="Labelled examples (.jsonl, .json, .csv, .tsv).")],
     output: Annotated[Optional[Path], typer.Option(help="Where to write the metrics (default: "
                                                         "RUN_DIR/eval-<file name>.json).")] = None,
+    by: Annotated[Optional[list[str]], typer.Option(help="Also report metrics per slice of this field: a column "
+                                                         "of the file (e.g. source), or length for token-length "
+                                                         "quartiles (repeatable).")] = None,
 ) -> None:
-    """Evaluate a run on a labelled file: accuracy, macro-F1, per-class scores, confusion matrix."""
+    """Evaluate a run on a labelled file: accuracy, macro-F1, per-class scores, confusion matrix, slices (--by)."""
     from tuneforge.data import read_examples
     from tuneforge.evaluation.plots import plot_confusion
+    from tuneforge.evaluation.slices import evaluate_slices
     from tuneforge.recipes.runfolder import flatten, write_json
     from tuneforge.run import load
 
@@ -131,14 +194,30 @@ def evaluate(
     d = run.config.data
     examples = read_examples(file, text_column=d.text_column, text_pair_column=d.text_pair_column,
                              label_column=d.label_column)
-    metrics = flatten("", {"eval": run.evaluate(examples)})
+    sliced = evaluate_slices(run, examples, by) if by else None
+    metrics = flatten("", {"eval": sliced["overall"] if sliced else run.evaluate(examples)})
     metrics["eval.file"] = str(file)
+    if sliced:
+        metrics["eval.by"] = sliced["by"]
     target = output or run_dir / f"eval-{file.stem}.json"
     write_json(target, metrics)
     plot_confusion(metrics["eval.confusion_matrix"], run.labels, target.with_suffix(".png"),
                    f"{file.name}: accuracy {metrics['eval.accuracy']:.3f}")
     _print_metrics(metrics, run.labels)
-    err.print(f"wrote {target} and {target.with_suffix('.png')}")
+    pictures = [target.with_suffix(".png")]
+    if sliced:
+        from tuneforge.evaluation.plots import plot_slices
+        from tuneforge.evaluation.slices import slice_table
+
+        for field, result in sliced["by"].items():
+            out.print(slice_table(field, result))
+            pictures.append(target.with_name(f"{target.stem}-by-{_safe_name(field)}.png"))
+            plot_slices(field, result, pictures[-1], metrics["eval.accuracy"])
+    err.print(f"wrote {target} and {', '.join(map(str, pictures))}")
+
+
+def _safe_name(field: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in field)
 
 
 def _print_metrics(metrics: dict, labels: list[str], split: str = "eval") -> None:
@@ -151,6 +230,40 @@ def _print_metrics(metrics: dict, labels: list[str], split: str = "eval") -> Non
         c = metrics[f"{split}.per_class"][name]
         table.add_row(name, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
     out.print(table)
+
+
+@app.command()
+def explain(
+    run_dir: Annotated[Path, typer.Argument(help="A finished classification run folder (any method).")],
+    text: Annotated[Optional[list[str]], typer.Option("--text", "-t", help="A text to explain (repeatable).")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="File of texts: .txt (one per line), "
+                                                                       ".jsonl/.csv/.tsv (column text).")] = None,
+    label: Annotated[Optional[str], typer.Option(help="Explain this label instead of the predicted one.")] = None,
+    steps: Annotated[int, typer.Option(help="Integration steps: more make the scores add up more exactly.")] = 50,
+    html: Annotated[Optional[Path], typer.Option(help="Write a page with the texts highlighted here.")] = None,
+    png: Annotated[Optional[Path], typer.Option(help="Write a bar chart of the scores per text here.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the JSON lines here instead of "
+                                                                         "stdout.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Per-token attributions (integrated gradients): one JSON line per text with tokens, scores and label."""
+    from tuneforge.explain import explain as explain_recipe
+
+    if not text and input is None:
+        raise TuneforgeError("Give texts with --text T (repeatable) or a file with --input FILE.")
+    texts = list(text or []) + (_read_input_texts(input) if input is not None else [])
+    explanations = explain_recipe(run_dir, texts, label=label, steps=steps, html=html, png=png,
+                                  progress=not quiet)
+    lines = [json.dumps(e.to_dict(), ensure_ascii=False) for e in explanations]
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        err.print(f"wrote {len(lines)} explanation(s) to {output}")
+    else:
+        sys.stdout.write("\n".join(lines) + "\n")
+    for path in (html, png):
+        if path is not None:
+            err.print(f"wrote {path}")
 
 
 @app.command()

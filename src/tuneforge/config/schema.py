@@ -11,6 +11,8 @@ from tuneforge.config.base import StrictModel
 from tuneforge.errors import did_you_mean
 from tuneforge.methods import registry
 from tuneforge.prompting.config import PromptConfig
+from tuneforge.tracking.config import TrackingConfig
+from tuneforge.tune.config import SearchConfig
 
 
 class DataConfig(StrictModel):
@@ -95,6 +97,10 @@ class TrainConfig(StrictModel):
     prompt: PromptConfig | None = Field(None, description="A cloze prompt (template + verbalizer): `tuneforge "
                                                           "zeroshot` scores with it; `tuneforge train` trains "
                                                           "through it (PET); docs/PROMPTING.md.")
+    search: SearchConfig | None = Field(None, description="Ranges for `tuneforge tune` (Optuna); `tuneforge "
+                                                          "train` ignores it. docs/TRAINING.md.")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Also send metrics, config "
+                                     "and artifacts to TensorBoard and/or MLflow (docs/TRAINING.md).")
     output_dir: Path | None = Field(None, description="Run folder; default runs/<name>-<timestamp>.")
 
     @field_validator("method", mode="before")

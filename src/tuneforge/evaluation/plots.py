@@ -51,3 +51,25 @@ def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_slices(field: str, result: dict, path: Path, overall_accuracy: float) -> None:
+    """Accuracy and macro-F1 per slice (``eval --by``), the overall accuracy as a line, support in the labels."""
+    import numpy as np
+
+    names = list(result["slices"])
+    rows = [result["slices"][n] for n in names]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names) + 2), 3.8))
+    ax.bar(x - 0.2, [r["accuracy"] for r in rows], 0.4, label="accuracy", color="tab:blue")
+    ax.bar(x + 0.2, [r["macro_f1"] for r in rows], 0.4, label="macro-F1", color="tab:orange")
+    ax.axhline(overall_accuracy, color="black", linewidth=0.8, linestyle="--", label="overall accuracy")
+    ax.set_xticks(x, [f"{n}\n(n={r['count']})" for n, r in zip(names, rows)], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.legend(loc="lower right", fontsize=8)
+    gap = result["gap"]
+    ax.set_title(f"by {field}: accuracy gap {gap['accuracy']:.3f} ({gap['best']} best, {gap['worst']} worst)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ from tuneforge.models.attention import restore_attention, use_training_attention
 from tuneforge.models.backbones import load_backbone, resolve_model
 from tuneforge.models.first_token import use_first_token_shortcut
 from tuneforge.models.precision import resolve_precision
-from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, update_status, write_json
+from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, read_json, update_status, write_json
 from tuneforge.run import Run
+from tuneforge.tracking import Tracker, open_tracker
 from tuneforge.training.batching import encode
 from tuneforge.training.checkpoint import write_atomic_folder
 from tuneforge.training.fast_dropout import use_fast_dropout
@@ -58,11 +60,14 @@ def as_config(config: TrainConfig | dict | str | Path, overrides: list[str] | No
 
 
 def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None = None, *,
-          resume: str | Path | None = None, progress: bool = True, _stop_after: int | None = None) -> Run:
+          resume: str | Path | None = None, progress: bool = True, _stop_after: int | None = None,
+          on_log: Callable[[dict], None] | None = None) -> Run:
     """Fine-tune a classifier and return the finished :class:`~tuneforge.run.Run`.
 
     ``config`` is a :class:`TrainConfig`, a mapping or a YAML path; ``overrides`` are ``a.b=c`` strings.
     ``resume`` continues the interrupted run in that folder from its last checkpoint (its own config).
+    ``on_log`` sees every log.jsonl record as it is written; an exception it raises stops the run, and the
+    exception's ``run_status`` attribute (default "failed") goes to run.json.
     """
     if resume is not None:
         run_dir = Path(resume)
@@ -94,16 +99,23 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
                   data={"name": splits.name, "source": splits.source, "train": len(splits.train),
                         "validation": len(splits.validation), "test": len(splits.test)},
                   precision=precision, device=str(device), environment=environment())
+    tracker = None
     try:
-        return _train(cfg, run_dir, splits, device, precision, resume is not None, progress, _stop_after)
+        mlflow_run = read_json(run_dir / "run.json").get("mlflow_run_id") if resume is not None else None
+        tracker = open_tracker(cfg_to_save, run_dir, on_log, mlflow_run_id=mlflow_run)
+        if tracker.mlflow_run_id:
+            update_status(run_dir, mlflow_run_id=tracker.mlflow_run_id)
+        return _train(cfg, run_dir, splits, device, precision, resume is not None, progress, _stop_after, tracker)
     except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else getattr(exc, "run_status", "failed")
         update_status(run_dir, status=status, error=str(exc)[:2000])
+        if tracker is not None:
+            tracker.finish(run_dir, {}, status)
         raise
 
 
 def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: bool, progress: bool,
-           stop_after: int | None) -> Run:
+           stop_after: int | None, tracker: Tracker) -> Run:
     loop = cfg.train
     if cfg.prompt is not None:  # PET: the language model classifies through the template (prompting/pet.py)
         from tuneforge.prompting.pet import load_prompt_backbone
@@ -154,7 +166,7 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
 
     result = fit(model, enc["train"], loop, run_dir=run_dir, precision=precision, device=device, pad_id=pad_id,
                  padding_side=side, evaluate=evaluate, resume=resume, progress=progress, stop_after=stop_after,
-                 method=method)
+                 method=method, on_log=tracker.log)
     state = result.state
 
     started = time.perf_counter()
@@ -192,6 +204,7 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
     write_atomic_folder(run_dir / "model", write_model)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     update_status(run_dir, status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    tracker.finish(run_dir, metrics)
     console.print(f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}; "
                   f"{metrics['train.samples_per_second']:.1f} samples/s; run folder: {escape(str(run_dir))}")
     return Run.load(run_dir)

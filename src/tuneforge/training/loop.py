@@ -80,10 +80,12 @@ def _improved(metric: str, value: float, best: float | None) -> bool:
 def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path, precision: Precision,
         device: torch.device, pad_id: int, padding_side: str = "right", evaluate: Evaluate | None = None,
         resume: bool = False, progress: bool = True, stop_after: int | None = None,
-        method: Method | None = None, loss_fn: LossFn | None = None) -> FitResult:
+        method: Method | None = None, loss_fn: LossFn | None = None, on_log: Callable[[dict], None] | None = None
+        ) -> FitResult:
     """Train ``model`` in place. ``method`` gets its ``after_step`` call after every optimizer step and
-    its state checkpointed. ``loss_fn`` replaces the model's own cross-entropy (default). ``stop_after``
-    simulates an interruption after that many steps (tests)."""
+    its state checkpointed. ``loss_fn`` replaces the model's own cross-entropy (default). ``on_log`` sees
+    every log.jsonl record as it is written (trackers; an exception it raises stops the run, which is how
+    ``tuneforge tune`` prunes a trial). ``stop_after`` simulates an interruption after that many steps (tests)."""
     model.to(device).train()
     optimizer = build_optimizer(model, cfg)
     lengths = train.lengths()
@@ -99,6 +101,11 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
         state = LoopState(**loop_dict)
     if resume:
         _truncate_log(log_path, state.step)  # steps after the checkpoint (or all, without one) run again
+
+    def log(record: dict) -> None:
+        _append_log(log_path, record)
+        if on_log is not None:
+            on_log(record)
 
     def checkpoint() -> None:
         save_checkpoint(ckpt_dir, state.step, model, optimizer, scheduler, asdict(state), best, cfg.keep_checkpoints,
@@ -119,7 +126,7 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
             state.evals_without_improvement += 1
             if cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience:
                 state.stopped_early = True
-        _append_log(log_path, {"type": "eval", **record})
+        log({"type": "eval", **record})
 
     window_loss, window_samples, window_seconds = 0.0, 0, 0.0
     with training_bar(progress) as bar:
@@ -161,10 +168,9 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
                 bar.update(task, advance=1, loss=f"{step_loss:.4f}", rate=f"{state.samples / state.seconds:.0f}")
                 if state.step % cfg.log_every == 0 or state.step == total_steps:
                     n_steps = state.step % cfg.log_every or cfg.log_every
-                    _append_log(log_path, {"type": "train", "step": state.step, "epoch": state.epoch,
-                                           "loss": window_loss / max(1, n_steps),
-                                           "learning_rate": scheduler.get_last_lr()[0],
-                                           "samples_per_second": window_samples / max(window_seconds, 1e-9)})
+                    log({"type": "train", "step": state.step, "epoch": state.epoch,
+                         "loss": window_loss / max(1, n_steps), "learning_rate": scheduler.get_last_lr()[0],
+                         "samples_per_second": window_samples / max(window_seconds, 1e-9)})
                     window_loss, window_samples, window_seconds = 0.0, 0, 0.0
                 last_of_epoch = state.step_in_epoch == len(groups)
                 if (cfg.eval_every and state.step % cfg.eval_every == 0) or \
