@@ -39,6 +39,7 @@ class Run:
         from tuneforge.models.backbones import load_backbone, load_tokenizer
         from tuneforge.models.precision import resolve_precision
         from tuneforge.recipes.runfolder import read_json
+        from tuneforge.tasks import get_task
 
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
@@ -61,7 +62,7 @@ class Run:
         if shared is not None:
             model = method.load(model_dir, lambda: shared.backbone(labels))
         else:
-            model = method.load(model_dir, lambda: load_backbone(cfg.model, labels))
+            model = method.load(model_dir, lambda: load_backbone(cfg.model, labels, cfg.task))
         model.eval()
         if cfg.train.first_token_shortcut:
             from tuneforge.models.first_token import use_first_token_shortcut
@@ -71,7 +72,8 @@ class Run:
         model.to(dev)
         metrics_path = run_dir / "metrics.json"
         metrics = read_json(metrics_path) if metrics_path.exists() else {}
-        return cls(dir=run_dir, config=cfg, labels=labels, model=model, tokenizer=load_tokenizer(str(model_dir)),
+        run_class = get_task(cfg.task).part("run_class")  # token classification: spans, entity metrics
+        return run_class(dir=run_dir, config=cfg, labels=labels, model=model, tokenizer=load_tokenizer(str(model_dir)),
                    metrics=metrics, precision=resolve_precision(precision or cfg.train.precision, dev), device=dev,
                    method=method)
 

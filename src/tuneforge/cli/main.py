@@ -47,6 +47,10 @@ def train(
                              f"tuneforge train CONFIG.yaml {config}")
     run = train_recipe(config, list(overrides or []), resume=resume, progress=not quiet)
     m = run.metrics
+    if run.config.task == "token-classification":
+        out.print(f"test entity F1 [bold]{m['test.f1']:.4f}[/] (precision {m['test.precision']:.4f}, recall "
+                  f"{m['test.recall']:.4f}); run folder: [bold]{run.dir}[/]")
+        return
     out.print(f"test accuracy [bold]{m['test.accuracy']:.4f}[/], macro-F1 [bold]{m['test.macro_f1']:.4f}[/]; "
               f"{m['train.samples_per_second']:.1f} samples/s; run folder: [bold]{run.dir}[/]")
 
@@ -72,7 +76,8 @@ def predict(
                                                                          "stdout.")] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
 ) -> None:
-    """Classify texts: one JSON line per text with its label and scores."""
+    """Classify texts: one JSON line per text with its label and scores (token classification: its entities
+    with character offsets)."""
     from tuneforge.run import load
 
     if not text and input is None:
@@ -92,7 +97,8 @@ def predict(
 @app.command("eval")
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
-    file: Annotated[Path, typer.Argument(help="Labelled examples (.jsonl, .json, .csv, .tsv).")],
+    file: Annotated[Path, typer.Argument(help="Labelled examples (.jsonl, .json, .csv, .tsv); for token "
+                                              "classification tagged sentences (.jsonl, .conll).")],
     output: Annotated[Optional[Path], typer.Option(help="Where to write the metrics (default: "
                                                         "RUN_DIR/eval-<file name>.json).")] = None,
 ) -> None:
@@ -103,6 +109,10 @@ def evaluate(
     from tuneforge.run import load
 
     run = load(run_dir)
+    if run.config.task == "token-classification":  # tagged sentences, entity scores (docs/NER.md)
+        from tuneforge.tasks.token_classification.cli import eval_command
+
+        return eval_command(run, file, output, out, err)
     d = run.config.data
     examples = read_examples(file, text_column=d.text_column, text_pair_column=d.text_pair_column,
                              label_column=d.label_column)

@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from tuneforge.config import TrainConfig, dump_config, load_config
-from tuneforge.data.source import load_splits
 from tuneforge.data.splits import subsample_stratified
 from tuneforge.errors import TuneforgeError
 from tuneforge.evaluation.inference import predict_proba
@@ -27,6 +26,7 @@ from tuneforge.models.first_token import use_first_token_shortcut
 from tuneforge.models.precision import resolve_precision
 from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, update_status, write_json
 from tuneforge.run import Run
+from tuneforge.tasks import get_task
 from tuneforge.training.batching import encode
 from tuneforge.training.checkpoint import write_atomic_folder
 from tuneforge.training.fast_dropout import use_fast_dropout
@@ -86,7 +86,8 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
     device = resolve_device(loop.device)
     precision = resolve_precision(loop.precision, device)
 
-    splits = load_splits(cfg.data, loop.seed)
+    task = get_task(cfg.task)  # the one dispatch on task: (tasks/__init__.py)
+    splits = task.part("load_splits")(cfg.data, loop.seed)
     resolve_model(cfg.model)  # a wrong model path fails before the run folder is created
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_to_save = cfg.model_copy(update={"output_dir": run_dir})
@@ -97,7 +98,8 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
                         "validation": len(splits.validation), "test": len(splits.test)},
                   precision=precision, device=str(device), environment=environment())
     try:
-        return _train(cfg, run_dir, splits, device, precision, resume is not None, progress, _stop_after)
+        return task.part("train_body")(cfg, run_dir, splits, device, precision, resume is not None, progress,
+                                        _stop_after)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         update_status(run_dir, status=status, error=str(exc)[:2000])
