@@ -103,7 +103,9 @@ def _from_row(row: object, line: int, report: _Report, require_tags: bool) -> To
         return None
     if "tokens" in row:
         words, tags, text = row["tokens"], row.get("tags"), row.get("text")
-        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() == w and w for w in words):
+        well_formed = isinstance(words, list) and words and all(isinstance(w, str) and w.strip() == w and w
+                                                                 for w in words)
+        if not well_formed:
             report.problems.append(f'{where}: "tokens" must be a non-empty list of non-empty strings without spaces')
             return None
         if tags is None:
