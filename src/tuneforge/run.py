@@ -117,6 +117,12 @@ class Run:
         """One ``{"label": ..., "scores": {label: probability}}`` per text."""
         return format_predictions(self.labels, self.predict_proba(texts, text_pairs, batch_size))
 
+    def summary(self) -> str:
+        """One line of the test scores in metrics.json (rich markup), for ``tuneforge train``."""
+        m = self.metrics
+        return (f"test accuracy [bold]{m['test.accuracy']:.4f}[/], macro-F1 [bold]{m['test.macro_f1']:.4f}[/]; "
+                f"{m['train.samples_per_second']:.1f} samples/s; run folder: [bold]{self.dir}[/]")
+
     def evaluate(self, examples: Sequence[Example], batch_size: int = 64) -> dict[str, Any]:
         """Accuracy, macro-F1, per-class scores and confusion matrix on labelled examples."""
         return evaluate_examples(self, examples, batch_size)

@@ -46,13 +46,7 @@ def train(
         raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
                              f"tuneforge train CONFIG.yaml {config}")
     run = train_recipe(config, list(overrides or []), resume=resume, progress=not quiet)
-    m = run.metrics
-    if run.config.task == "token-classification":
-        out.print(f"test entity F1 [bold]{m['test.f1']:.4f}[/] (precision {m['test.precision']:.4f}, recall "
-                  f"{m['test.recall']:.4f}); run folder: [bold]{run.dir}[/]")
-        return
-    out.print(f"test accuracy [bold]{m['test.accuracy']:.4f}[/], macro-F1 [bold]{m['test.macro_f1']:.4f}[/]; "
-              f"{m['train.samples_per_second']:.1f} samples/s; run folder: [bold]{run.dir}[/]")
+    out.print(run.summary())
 
 
 def _read_input_texts(path: Path) -> list[str]:
@@ -102,17 +96,19 @@ def evaluate(
     output: Annotated[Optional[Path], typer.Option(help="Where to write the metrics (default: "
                                                         "RUN_DIR/eval-<file name>.json).")] = None,
 ) -> None:
-    """Evaluate a run on a labelled file: accuracy, macro-F1, per-class scores, confusion matrix."""
+    """Evaluate a run on a labelled file: accuracy, macro-F1, per-class scores, confusion matrix (token
+    classification: entity precision, recall and F1, overall and per type)."""
     from tuneforge.data import read_examples
     from tuneforge.evaluation.plots import plot_confusion
     from tuneforge.recipes.runfolder import flatten, write_json
     from tuneforge.run import load
 
-    run = load(run_dir)
-    if run.config.task == "token-classification":  # tagged sentences, entity scores (docs/NER.md)
-        from tuneforge.tasks.token_classification.cli import eval_command
+    from tuneforge.tasks import task_of_run
 
-        return eval_command(run, file, output, out, err)
+    task = task_of_run(run_dir)
+    if task.eval_command is not None:  # its own file formats and scores (token classification: docs/NER.md)
+        return task.part("eval_command")(run_dir, file, output, out, err)
+    run = load(run_dir)
     d = run.config.data
     examples = read_examples(file, text_column=d.text_column, text_pair_column=d.text_pair_column,
                              label_column=d.label_column)

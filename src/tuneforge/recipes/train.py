@@ -87,6 +87,7 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
     precision = resolve_precision(loop.precision, device)
 
     task = get_task(cfg.task)  # the one dispatch on task: (tasks/__init__.py)
+    task.part("check_config")(cfg)
     splits = task.part("load_splits")(cfg.data, loop.seed)
     resolve_model(cfg.model)  # a wrong model path fails before the run folder is created
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,11 @@ class Task:
     name: str
     auto_class: str  # transformers AutoModelFor... that puts this task's head on a backbone
     peft_task_type: str  # peft.TaskType member: picks the PeftModel wrapper that passes labels right
+    check_config: str  # "module:function" (TrainConfig) -> None: raises for options the task cannot use
     load_splits: str  # "module:function" (DataConfig, seed) -> DatasetSplits
     train_body: str  # "module:function" the training recipe's body after setup (recipes/train.py)
     run_class: str  # "module:Class" a loaded run becomes
+    eval_command: str | None = None  # "module:function" for `tuneforge eval` (None: the classification one)
 
     def part(self, which: str) -> Any:
         module, _, name = getattr(self, which).partition(":")
@@ -30,15 +32,33 @@ class Task:
 TOKEN = "tuneforge.tasks.token_classification"
 TASKS: dict[str, Task] = {
     "text-classification": Task("text-classification", "AutoModelForSequenceClassification", "SEQ_CLS",
+                                "tuneforge.tasks.text_classification:check_config",
                                 "tuneforge.tasks.text_classification:load_splits", "tuneforge.recipes.train:_train",
                                 "tuneforge.run:Run"),
     "token-classification": Task("token-classification", "AutoModelForTokenClassification", "TOKEN_CLS",
-                                 f"{TOKEN}.data:load_splits", f"{TOKEN}.recipe:train_body", f"{TOKEN}.run:TokenRun"),
+                                 f"{TOKEN}.recipe:check_config", f"{TOKEN}.data:load_splits",
+                                 f"{TOKEN}.recipe:train_body", f"{TOKEN}.run:TokenRun", f"{TOKEN}.cli:eval_command"),
 }
 
 
 def get_task(name: str) -> Task:
     return TASKS[name]
+
+
+def task_of_run(run_dir) -> Task:
+    """The task of a run folder, from its config.yaml (no model loaded); text classification when the folder
+    has none (the error for that comes from loading the run)."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, yaml.YAMLError):
+        config = None
+    name = config.get("task") if isinstance(config, dict) else None
+    return TASKS.get(name, TASKS["text-classification"]) if isinstance(name, str) else TASKS["text-classification"]
 
 
 def task_of_model(model: Any) -> Task:

@@ -17,6 +17,10 @@ def check_builtin_task(dataset: str | None, task: str) -> None:
                              f"Set task: {found.task} (or pick a {task} dataset: `tuneforge datasets list`).")
 
 
+def check_config(cfg) -> None:
+    """Every option of the schema applies to text classification."""
+
+
 def load_splits(cfg, seed: int):
     from tuneforge.data.source import load_splits as load_classification_splits
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
-def eval_command(run, file: Path, output: Path | None, out: Console, err: Console) -> None:
+def eval_command(run_dir: Path, file: Path, output: Path | None, out: Console, err: Console) -> None:
+    """Read and check ``file`` first (a bad file fails fast, before the model loads), then score the run."""
     from tuneforge.recipes.runfolder import flatten, write_json
+    from tuneforge.run import load
+    from tuneforge.tasks.token_classification.files import read_token_examples
 
-    metrics = flatten("", {"eval": run.evaluate_file(file)})
+    examples, warnings = read_token_examples(file)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
+    run = load(run_dir)
+    metrics = flatten("", {"eval": run.evaluate(examples)})
     metrics["eval.file"] = str(file)
     target = output or run.dir / f"eval-{file.stem}.json"
     write_json(target, metrics)

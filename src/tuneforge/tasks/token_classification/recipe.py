@@ -41,14 +41,20 @@ def evaluate_split(model, examples, encoded, labels, **kwargs) -> dict:
     return metrics
 
 
-def train_body(cfg, run_dir: Path, splits, device, precision, resume: bool, progress: bool, stop_after):
-    from tuneforge.recipes.train import _read_log, peak_memory_mb
-    from tuneforge.run import Run
-
+def check_config(cfg) -> None:
+    """Options token classification cannot use, refused before the run folder is made."""
     if cfg.method.name not in SUPPORTED_METHODS:
         raise TuneforgeError(f"method {cfg.method.name} is not available for token classification: it adds virtual "
                              f"tokens, which shift the positions tags belong to. Use one of: "
                              f"{', '.join(SUPPORTED_METHODS)}.")
+    if cfg.data.text_pair_column is not None:
+        raise TuneforgeError("data.text_pair_column: token classification tags single sentences; remove it.")
+
+
+def train_body(cfg, run_dir: Path, splits, device, precision, resume: bool, progress: bool, stop_after):
+    from tuneforge.recipes.train import _read_log, peak_memory_mb
+    from tuneforge.run import Run
+
     loop, labels = cfg.train, splits.labels
     backbone = load_backbone(cfg.model, labels, cfg.task)
     tokenizer = backbone.tokenizer

@@ -49,6 +49,12 @@ class TokenRun(Run):
         tagged = self.predict_tags(examples, batch_size)
         return [{"entities": entity_spans(e, t["tags"], t["scores"])} for e, t in zip(examples, tagged)]
 
+    def summary(self) -> str:
+        m = self.metrics
+        return (f"test entity F1 [bold]{m['test.f1']:.4f}[/] (precision {m['test.precision']:.4f}, recall "
+                f"{m['test.recall']:.4f}, macro-F1 {m['test.macro_f1']:.4f}); {m['train.samples_per_second']:.1f} "
+                f"sentences/s; run folder: [bold]{self.dir}[/]")
+
     def predict_proba(self, *args, **kwargs):
         raise TuneforgeError("This run tags tokens (task: token-classification): it has no per-text class "
                              "probabilities. Use predict() for entity spans or predict_tags() for word tags.")
