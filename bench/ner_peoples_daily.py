@@ -5,7 +5,7 @@ No Chinese encoder ships offline (/work/shared/RESOURCES.md), so the default bac
 (all-MiniLM-L6-v2, an English uncased WordPiece vocabulary): many Chinese characters become ``[UNK]``, and the
 script measures how many. ``--model char-bert`` instead builds a BERT whose vocabulary is every character of
 the training sentences, with *random* weights (full coverage, nothing pretrained); ``--model PATH`` takes a
-pretrained Chinese encoder folder (e.g. the output of ``tuneforge pretrain``). ``--write-docs`` replaces the
+pretrained Chinese encoder folder (a local Hugging Face folder). ``--write-docs`` replaces the
 measured section of docs/NER.md and draws docs/images/ner_peoples_daily.png.
 
     PYTHONPATH=src .venv/bin/python bench/ner_peoples_daily.py --methods lora,full --write-docs

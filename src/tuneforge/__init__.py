@@ -18,6 +18,8 @@ from tuneforge.recipes.prune import prune  # noqa: E402
 from tuneforge.recipes.train import train  # noqa: E402
 from tuneforge.recipes.zeroshot import zeroshot  # noqa: E402
 from tuneforge.run import Run, Runs, load  # noqa: E402
+from tuneforge.tasks.token_classification.files import read_token_examples  # noqa: E402
+from tuneforge.tasks.token_classification.run import TokenRun  # noqa: E402
 
-__all__ = ["OnnxRun", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare", "distill", "load",
-           "prune", "train", "zeroshot"]
+__all__ = ["OnnxRun", "Run", "Runs", "TokenRun", "TrainConfig", "TuneforgeError", "__version__", "compare", "distill",
+           "load", "prune", "read_token_examples", "train", "zeroshot"]
