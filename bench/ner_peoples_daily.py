@@ -31,7 +31,12 @@ from docs_section import write_docs  # noqa: E402  (bench/ is sys.path[0] when r
 from train_vs_hf import OtherLoad, command_line, machine  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SECTION = ("<!-- ner_peoples_daily -->", "<!-- /ner_peoples_daily -->")
+
+
+def section_markers(name: str | None) -> tuple[str, str]:
+    """The docs section's markers: the main one, or ``ner_peoples_daily_NAME`` (a second measurement)."""
+    tag = "ner_peoples_daily" + (f"_{name}" if name else "")
+    return f"<!-- {tag} -->", f"<!-- /{tag} -->"
 LEARNING_RATES = {"full": 1e-4, "lora": 1e-3, "adapter": 1e-3}
 TYPES = ("PER", "LOC", "ORG")
 
@@ -87,8 +92,12 @@ def coverage(model: str, examples, max_length: int) -> dict:
     return {"unk_chars": unk / chars, "unk_entity_chars": entity_unk / max(entity, 1), "truncated_chars": cut / chars}
 
 
-def train_one(method: str, model: str, args, out: pathlib.Path) -> dict:
+def train_one(spec: str, model: str, args, out: pathlib.Path) -> dict:
+    """``spec`` is a method name, optionally with its learning rate: ``lora`` or ``lora@5e-3``."""
     import tuneforge
+
+    method, _, rate = spec.partition("@")
+    learning_rate = float(rate) if rate else args.learning_rate or LEARNING_RATES[method]
 
     with OtherLoad() as load:
         started = time.perf_counter()
@@ -98,9 +107,9 @@ def train_one(method: str, model: str, args, out: pathlib.Path) -> dict:
                      "max_length": args.max_length, "max_eval_samples": args.eval_samples},
             "method": {"name": method},
             "train": {"epochs": args.epochs, "batch_size": args.batch_size,
-                      "learning_rate": args.learning_rate or LEARNING_RATES[method], "warmup": 0.1,
+                      "learning_rate": learning_rate, "warmup": 0.1,
                       "num_threads": args.num_threads, "seed": args.seed},
-            "output_dir": str(out / method),
+            "output_dir": str(out / spec.replace("@", "-lr")),
         })
         seconds = time.perf_counter() - started
     m = run.metrics
@@ -124,7 +133,8 @@ def plot(results: list[dict], path: pathlib.Path, title: str) -> None:
     width = 0.8 / max(len(results), 1)
     for i, r in enumerate(results):
         values = [r["per_type"].get(t, {}).get("f1", 0.0) for t in TYPES] + [r["f1"]]
-        bars = ax.bar([g + i * width for g in range(len(groups))], values, width, label=r["method"])
+        bars = ax.bar([g + i * width for g in range(len(groups))], values, width,
+                      label=f"{r['method']} (lr {r['learning_rate']:g})")
         ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=8)
     ax.set_xticks([g + width * (len(results) - 1) / 2 for g in range(len(groups))], groups)
     ax.set_ylim(0, 1)
@@ -137,7 +147,8 @@ def plot(results: list[dict], path: pathlib.Path, title: str) -> None:
     plt.close(fig)
 
 
-def markdown_section(results: list[dict], cov: dict, args, backbone: str, info: dict, image: str) -> str:
+def markdown_section(results: list[dict], cov: dict, args, backbone: str, info: dict, image: str,
+                     markers: tuple[str, str]) -> str:
     rows = []
     for r in results:
         per = " | ".join(f"{100 * r['per_type'][t]['precision']:.1f} / {100 * r['per_type'][t]['recall']:.1f} / "
@@ -148,7 +159,7 @@ def markdown_section(results: list[dict], cov: dict, args, backbone: str, info: 
                     f"{r['other_load_cores']:.2f} |")
     support = " ".join(f"{t} {results[0]['per_type'][t]['support']:,}" for t in TYPES if t in results[0]["per_type"])
     busy = max(r["other_load_cores"] for r in results)
-    return f"""{SECTION[0]}
+    return f"""{markers[0]}
 ### Measured: {backbone}
 
 - Command: `{command_line()}`
@@ -174,7 +185,7 @@ Tokenizer coverage on the test split: {100 * cov['unk_chars']:.1f}% of the chara
 
 ![entity F1 per type]({image})
 
-{SECTION[1]}
+{markers[1]}
 """
 
 
@@ -182,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="minilm", help="minilm (default), char-bert (random weights, a "
                                                           "character vocabulary), or a Chinese encoder folder")
-    parser.add_argument("--methods", default="lora,full", help="comma-separated: full, lora, adapter, ...")
+    parser.add_argument("--methods", default="lora,full", help="comma-separated: full, lora, adapter, ...; "
+                                                               "name@rate sets that run's learning rate")
     parser.add_argument("--train-samples", type=int, default=2000)
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--learning-rate", type=float, default=None,
@@ -195,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output-dir", type=pathlib.Path, default=None, help="where the runs go (default: temp)")
     parser.add_argument("--write-docs", action="store_true", help="replace the measured section of --docs-file")
     parser.add_argument("--docs-file", type=pathlib.Path, default=REPO / "docs" / "NER.md")
+    parser.add_argument("--docs-section", default=None, help="write a section of this name (and its own picture) "
+                                                             "instead of the main one")
     args = parser.parse_args(argv)
 
     import torch
@@ -217,11 +231,14 @@ def main(argv: list[str] | None = None) -> None:
         results.append(train_one(method, model, args, work))
         print(json.dumps({"backbone": args.model, **results[-1]}, ensure_ascii=False), flush=True)
     if args.write_docs:
-        image = args.docs_file.parent / "images" / "ner_peoples_daily.png"
+        suffix = f"_{args.docs_section}" if args.docs_section else ""
+        markers = section_markers(args.docs_section)
+        image = args.docs_file.parent / "images" / f"ner_peoples_daily{suffix}.png"
         plot(results, image, f"peoples-daily-ner test, {backbone.split(' (')[0]}, {args.train_samples:,} "
                              f"sentences, {args.epochs:g} epochs")
         write_docs(args.docs_file, markdown_section(results, cov, args, backbone, machine(),
-                                                    image.relative_to(args.docs_file.parent).as_posix()), SECTION)
+                                                    image.relative_to(args.docs_file.parent).as_posix(), markers),
+                   markers)
         print(f"wrote {args.docs_file} and {image}", file=sys.stderr)
 
 

@@ -152,3 +152,19 @@ def test_a_subword_covering_several_words_continues_its_entity():
 def test_byte_level_offsets_with_a_leading_space_still_align():
     example = TokenExample("go to oslo", ("go", "to", "oslo"), ((0, 2), (3, 5), (6, 10)))
     assert align(example, [(0, 2), (2, 5), (5, 8), (8, 10)]) == [0, 1, 2]  # " to", " os" include the space
+
+
+def test_entity_spans_have_character_offsets_and_mean_scores_and_a_stray_i_begins_an_entity():
+    from tuneforge.tasks.token_classification.inference import entity_spans
+
+    example = from_text("王小明去了New York!")  # words: 王 小 明 去 了 New York !
+    tags = ["B-PER", "I-PER", "I-PER", "O", "O", "I-LOC", "I-LOC", "O"]  # the LOC has no B-
+    scores = [0.9, 0.6, 0.9, 1.0, 1.0, 0.5, 0.7, 1.0]
+    assert entity_spans(example, tags, scores) == [
+        {"start": 0, "end": 3, "text": "王小明", "type": "PER", "score": pytest.approx(0.8)},
+        {"start": 5, "end": 13, "text": "New York", "type": "LOC", "score": pytest.approx(0.6)}]
+    # Two entities of one type side by side stay two; an I- of another type starts a new one.
+    assert entity_spans(example, ["B-PER", "B-PER", "I-LOC", "O", "O", "O", "O", "O"], scores) == [
+        {"start": 0, "end": 1, "text": "王", "type": "PER", "score": pytest.approx(0.9)},
+        {"start": 1, "end": 2, "text": "小", "type": "PER", "score": pytest.approx(0.6)},
+        {"start": 2, "end": 3, "text": "明", "type": "LOC", "score": pytest.approx(0.9)}]
