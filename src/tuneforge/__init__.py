@@ -22,7 +22,10 @@ from tuneforge.recipes.prune import prune  # noqa: E402
 from tuneforge.recipes.train import train  # noqa: E402
 from tuneforge.recipes.zeroshot import zeroshot  # noqa: E402
 from tuneforge.run import Run, Runs, load  # noqa: E402
+from tuneforge.tasks.token_classification.files import read_token_examples  # noqa: E402
+from tuneforge.tasks.token_classification.run import TokenRun  # noqa: E402
 from tuneforge.tune import tune  # noqa: E402
 
-__all__ = ["OnnxRun", "PretrainConfig", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare",
-           "distill", "explain", "load", "lr_find", "pretrain", "prune", "train", "tune", "zeroshot"]
+__all__ = ["OnnxRun", "PretrainConfig", "Run", "Runs", "TokenRun", "TrainConfig", "TuneforgeError", "__version__",
+           "compare", "distill", "explain", "load", "lr_find", "pretrain", "prune", "read_token_examples", "train",
+           "tune", "zeroshot"]

@@ -40,6 +40,7 @@ class Run:
         from tuneforge.models.backbones import load_backbone, load_tokenizer
         from tuneforge.models.precision import resolve_precision
         from tuneforge.recipes.runfolder import read_json
+        from tuneforge.tasks import get_task
 
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
@@ -68,7 +69,7 @@ class Run:
         elif shared is not None:
             model = method.load(model_dir, lambda: shared.backbone(labels))
         else:
-            model = method.load(model_dir, lambda: load_backbone(cfg.model, labels))
+            model = method.load(model_dir, lambda: load_backbone(cfg.model, labels, cfg.task))
         model.eval()
         if cfg.train.first_token_shortcut:
             from tuneforge.models.first_token import use_first_token_shortcut
@@ -84,7 +85,8 @@ class Run:
         model.to(dev)
         metrics_path = run_dir / "metrics.json"
         metrics = read_json(metrics_path) if metrics_path.exists() else {}
-        return cls(dir=run_dir, config=cfg, labels=labels, model=model, tokenizer=tokenizer,
+        run_class = get_task(cfg.task).part("run_class")  # token classification: spans, entity metrics
+        return run_class(dir=run_dir, config=cfg, labels=labels, model=model, tokenizer=tokenizer,
                    metrics=metrics, precision=resolve_precision(precision or cfg.train.precision, dev), device=dev,
                    method=method, prompt_inputs=inputs)
 
@@ -129,6 +131,12 @@ class Run:
                 batch_size: int = 64) -> list[dict[str, Any]]:
         """One ``{"label": ..., "scores": {label: probability}}`` per text."""
         return format_predictions(self.labels, self.predict_proba(texts, text_pairs, batch_size))
+
+    def summary(self) -> str:
+        """One line of the test scores in metrics.json (rich markup), for ``tuneforge train``."""
+        m = self.metrics
+        return (f"test accuracy [bold]{m['test.accuracy']:.4f}[/], macro-F1 [bold]{m['test.macro_f1']:.4f}[/]; "
+                f"{m['train.samples_per_second']:.1f} samples/s; run folder: [bold]{self.dir}[/]")
 
     def evaluate(self, examples: Sequence[Example], batch_size: int = 64, by: str | Sequence[str] | None = None
                  ) -> dict[str, Any]:

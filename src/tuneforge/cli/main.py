@@ -48,9 +48,7 @@ def train(
         raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
                              f"tuneforge train CONFIG.yaml {config}")
     run = train_recipe(config, list(overrides or []), resume=resume, progress=not quiet)
-    m = run.metrics
-    out.print(f"test accuracy [bold]{m['test.accuracy']:.4f}[/], macro-F1 [bold]{m['test.macro_f1']:.4f}[/]; "
-              f"{m['train.samples_per_second']:.1f} samples/s; run folder: [bold]{run.dir}[/]")
+    out.print(run.summary())
 
 
 @app.command(context_settings={"allow_extra_args": False})
@@ -156,7 +154,8 @@ def predict(
                                                                          "stdout.")] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
 ) -> None:
-    """Classify texts: one JSON line per text with its label and scores."""
+    """Classify texts: one JSON line per text with its label and scores (token classification: its entities
+    with character offsets)."""
     from tuneforge.run import load
 
     if not text and input is None:
@@ -176,20 +175,27 @@ def predict(
 @app.command("eval")
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
-    file: Annotated[Path, typer.Argument(help="Labelled examples (.jsonl, .json, .csv, .tsv).")],
+    file: Annotated[Path, typer.Argument(help="Labelled examples (.jsonl, .json, .csv, .tsv); for token "
+                                              "classification tagged sentences (.jsonl, .conll).")],
     output: Annotated[Optional[Path], typer.Option(help="Where to write the metrics (default: "
                                                         "RUN_DIR/eval-<file name>.json).")] = None,
     by: Annotated[Optional[list[str]], typer.Option(help="Also report metrics per slice of this field: a column "
                                                          "of the file (e.g. source), or length for token-length "
                                                          "quartiles (repeatable).")] = None,
 ) -> None:
-    """Evaluate a run on a labelled file: accuracy, macro-F1, per-class scores, confusion matrix, slices (--by)."""
+    """Evaluate a run on a labelled file: accuracy, macro-F1, per-class scores, confusion matrix, slices (--by);
+    token classification: entity precision, recall and F1, overall and per type."""
     from tuneforge.data import read_examples
     from tuneforge.evaluation.plots import plot_confusion
     from tuneforge.evaluation.slices import evaluate_slices
     from tuneforge.recipes.runfolder import flatten, write_json
     from tuneforge.run import load
 
+    from tuneforge.tasks import task_of_run
+
+    task = task_of_run(run_dir)
+    if task.eval_command is not None:  # its own file formats and scores (token classification: docs/NER.md)
+        return task.part("eval_command")(run_dir, file, output, out, err)
     run = load(run_dir)
     d = run.config.data
     examples = read_examples(file, text_column=d.text_column, text_pair_column=d.text_pair_column,

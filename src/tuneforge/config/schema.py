@@ -89,7 +89,9 @@ class TrainConfig(StrictModel):
     name: str = Field("run", min_length=1, description="Run name; the run folder is runs/<name>-<timestamp>.")
     model: str = Field("minilm", description="Backbone: an alias (minilm, smollm2; docs/MODELS.md), a local "
                                                   "Hugging Face folder or a hub name.")
-    task: Literal["text-classification"] = Field("text-classification", description="The task.")
+    task: Literal["text-classification", "token-classification"] = Field(
+        "text-classification", description="text-classification: one label per text; token-classification: a BIO "
+                                           "tag per word, named entities (docs/NER.md).")
     data: DataConfig = Field(description="Where the examples come from.")
     method: MethodUnion = Field(default_factory=lambda: registry()["full"].config(),  # type: ignore[valid-type]
                                 description="Fine-tuning method and its options (`name:` picks it).")

@@ -46,7 +46,9 @@ def export_splits(splits: DatasetSplits, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def _record(example: Example) -> dict[str, str | None]:
+def _record(example: Example) -> dict:
+    if hasattr(example, "to_record"):  # a tagged sentence (token classification) writes its own fields
+        return example.to_record()
     record: dict[str, str | None] = {"text": example.text, "label": example.label}
     if example.text_pair is not None:
         record["text_pair"] = example.text_pair

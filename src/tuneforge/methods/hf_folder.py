@@ -22,11 +22,13 @@ def save_hf_folder(model: nn.Module, folder: Path) -> None:
 
 
 def load_hf_folder(folder: Path) -> nn.Module:
-    from transformers import AutoModelForSequenceClassification
+    import transformers
 
     from tuneforge.models.pooling import use_last_token_pooling
+    from tuneforge.tasks import TASKS
 
-    if "pruned_heads" in json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")):
+    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    if "pruned_heads" in config:
         # Heads removed by `tuneforge prune`: our own class rebuilds the smaller layers, with no need to trust
         # the copy of its code saved in the folder (compression/pruned_bert.py).
         from tuneforge.compression.pruned_bert import PrunedBertForSequenceClassification
@@ -36,7 +38,10 @@ def load_hf_folder(folder: Path) -> nn.Module:
 
     if is_prompt_folder(folder):  # trained through a prompt: the language model with its verbalizer
         return load_prompt_folder(folder)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
+    # The head class the folder was saved with (config.json "architectures"): sequence or token classification.
+    token = any(a.endswith("ForTokenClassification") for a in config.get("architectures") or [])
+    auto_class = TASKS["token-classification" if token else "text-classification"].auto_class
+    model = getattr(transformers, auto_class).from_pretrained(folder, dtype=torch.float32)
     use_last_token_pooling(model)  # decoders: the pooling load_backbone installs (hooks are not saved)
     return model
 

@@ -56,6 +56,16 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
+def peft_task_type(model: nn.Module):
+    """peft's task type for the model's head (sequence or token classification): it picks the PeftModel
+    class, which passes the labels and reads the logits the way that head needs."""
+    import peft
+
+    from tuneforge.tasks import task_of_model
+
+    return getattr(peft.TaskType, task_of_model(model).peft_task_type)
+
+
 def head_modules(model: nn.Module, new_parameters: set[str]) -> list[str]:
     """Module names that hold the head's parameters (trained and saved in full by peft)."""
     return sorted({name.rsplit(".", 1)[0] for name in head_parameter_names(model, new_parameters)})

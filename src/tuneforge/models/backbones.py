@@ -126,20 +126,22 @@ def load_tokenizer(path: str, padding_side: Literal["left", "right"] | None = No
     return tok
 
 
-def load_classifier(path: str, labels: list[str]) -> tuple[nn.Module, set[str]]:
-    """``AutoModelForSequenceClassification`` with ``len(labels)`` outputs and the label map set.
+def load_classifier(path: str, labels: list[str], auto_class: str = "AutoModelForSequenceClassification"
+                    ) -> tuple[nn.Module, set[str]]:
+    """``auto_class`` (the task's head: sequence or token classification) with ``len(labels)`` outputs and
+    the label map set.
 
     Returns the model and the names of parameters that were newly initialised (missing from the
     checkpoint): the head, which every method must train.
     """
-    from transformers import AutoModelForSequenceClassification
+    import transformers
     from transformers.utils import logging as hf_logging
 
     id2label = dict(enumerate(labels))
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized" warning is expected: it is the head
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
+        model, info = getattr(transformers, auto_class).from_pretrained(
             path, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
             output_loading_info=True, dtype=torch.float32)
     except (OSError, ValueError) as exc:
@@ -154,16 +156,19 @@ def load_classifier(path: str, labels: list[str]) -> tuple[nn.Module, set[str]]:
     return model, set(info["missing_keys"])
 
 
-def load_backbone(name: str, labels: list[str]) -> Backbone:
-    """Tokenizer and classifier of ``model:``; decoders (last-token pooling) pad on the left.
+def load_backbone(name: str, labels: list[str], task: str = "text-classification") -> Backbone:
+    """Tokenizer and classifier of ``model:`` with ``task``'s head; decoder classifiers (last-token pooling)
+    pad on the left.
 
     Left padding puts every text's last token at position -1, the position transformers' decoder
     classifiers pool when peft's prompt methods hand them embeddings instead of ids. Inside tuneforge
     the pooling hooks make both sides exact; left padding, saved with the tokenizer, keeps the run's
     model right in tools without them (transformers pipelines, peft alone).
     """
+    from tuneforge.tasks import get_task
+
     path = resolve_model(name)
-    model, new = load_classifier(path, labels)
+    model, new = load_classifier(path, labels, get_task(task).auto_class)
     tokenizer = load_tokenizer(path, padding_side="left" if is_last_token_classifier(model) else None)
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id

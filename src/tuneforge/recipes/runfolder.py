@@ -59,11 +59,12 @@ def environment() -> dict[str, str]:
 
 
 def flatten(prefix: str, data: dict) -> dict[str, Any]:
-    """``{"test": {"accuracy": 1}}`` -> ``{"test.accuracy": 1}`` (nested dicts of scalars only)."""
+    """``{"test": {"accuracy": 1}}`` -> ``{"test.accuracy": 1}`` (nested dicts of scalars only; the per-class
+    and per-type tables stay one key each)."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, dict) and key != "per_class":
+        if isinstance(value, dict) and key not in ("per_class", "per_type"):
             out.update(flatten(name, value))
         else:
             out[name] = value

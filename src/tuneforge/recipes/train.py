@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from tuneforge.config import TrainConfig, dump_config, load_config
-from tuneforge.data.source import load_splits
 from tuneforge.data.splits import subsample_stratified
 from tuneforge.errors import TuneforgeError
 from tuneforge.evaluation.inference import predict_proba
@@ -30,6 +29,7 @@ from tuneforge.models.precision import resolve_precision
 from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, read_json, update_status, write_json
 from tuneforge.run import Run
 from tuneforge.tracking import Tracker, open_tracker
+from tuneforge.tasks import get_task
 from tuneforge.training.batching import encode
 from tuneforge.training.checkpoint import write_atomic_folder
 from tuneforge.training.fast_dropout import use_fast_dropout
@@ -89,7 +89,9 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
     device = resolve_device(loop.device)
     precision = resolve_precision(loop.precision, device)
 
-    splits = load_splits(cfg.data, loop.seed)
+    task = get_task(cfg.task)  # the one dispatch on task: (tasks/__init__.py)
+    task.part("check_config")(cfg)
+    splits = task.part("load_splits")(cfg.data, loop.seed)
     resolve_model(cfg.model)  # a wrong model path fails before the run folder is created
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_to_save = cfg.model_copy(update={"output_dir": run_dir})
@@ -105,7 +107,8 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
         tracker = open_tracker(cfg_to_save, run_dir, on_log, mlflow_run_id=mlflow_run)
         if tracker.mlflow_run_id:
             update_status(run_dir, mlflow_run_id=tracker.mlflow_run_id)
-        return _train(cfg, run_dir, splits, device, precision, resume is not None, progress, _stop_after, tracker)
+        return task.part("train_body")(cfg, run_dir, splits, device, precision, resume is not None, progress,
+                                        _stop_after, tracker)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else getattr(exc, "run_status", "failed")
         update_status(run_dir, status=status, error=str(exc)[:2000])

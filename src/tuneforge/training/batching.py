@@ -18,10 +18,11 @@ from tuneforge.data.records import Example
 
 @dataclass
 class Encoded:
-    """Token ids of every example (unpadded) and label ids (-1 where unlabelled)."""
+    """Token ids of every example (unpadded) and label ids (-1 where unlabelled; token classification: a
+    list per example, one per token)."""
 
     input_ids: list[list[int]]
-    labels: list[int]
+    labels: list[int] | list[list[int]]
     token_type_ids: list[list[int]] | None = None
 
     def __len__(self) -> int:
@@ -78,16 +79,21 @@ def collate(data: Encoded, batch: Sequence[int], pad_id: int, padding_side: str 
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     types = torch.zeros((len(seqs), width), dtype=torch.long) if data.token_type_ids is not None else None
+    # Token classification has a label per token: padded with -100, which the cross-entropy ignores.
+    per_token = bool(batch) and isinstance(data.labels[batch[0]], list)
+    labels = torch.full((len(seqs), width), -100, dtype=torch.long) if per_token else None
     for row, (i, seq) in enumerate(zip(batch, seqs)):
         span = slice(0, len(seq)) if padding_side == "right" else slice(width - len(seq), width)
         ids[row, span] = torch.tensor(seq)
         mask[row, span] = 1
         if types is not None:
             types[row, span] = torch.tensor(data.token_type_ids[i])
+        if labels is not None:
+            labels[row, span] = torch.tensor(data.labels[i])
     out = {"input_ids": ids, "attention_mask": mask}
     if types is not None:
         out["token_type_ids"] = types
-    out["labels"] = torch.tensor([data.labels[i] for i in batch], dtype=torch.long)
+    out["labels"] = labels if labels is not None else torch.tensor([data.labels[i] for i in batch], dtype=torch.long)
     return out
 
 

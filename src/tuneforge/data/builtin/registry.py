@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
-from tuneforge.data.builtin import airline, chinese_reviews
+from tuneforge.data.builtin import airline, chinese_reviews, peoples_daily
 from tuneforge.data.builtin.common import package_folder
 from tuneforge.data.records import DatasetSplits
 from tuneforge.errors import TuneforgeError, did_you_mean
@@ -65,6 +65,19 @@ register(
         package=chinese_reviews.PACKAGE,
         install=chinese_reviews.INSTALL,
         loader=chinese_reviews.load,
+    )
+)
+register(
+    BuiltinDataset(
+        name=peoples_daily.NAME,
+        description="Chinese named entities (person, place, organisation; BIO tags per character) from the "
+        "People's Daily corpus, January 1998 (docs/NER.md).",
+        language="zh",
+        labels=peoples_daily.LABELS,
+        task="token-classification",
+        package=peoples_daily.PACKAGE,
+        install=peoples_daily.INSTALL,
+        loader=peoples_daily.load,
     )
 )
 

@@ -51,7 +51,7 @@ from tuneforge.methods.adalora.ranks import (
     summary_line,
 )
 from tuneforge.methods.base import MethodConfig, register
-from tuneforge.methods.params import check_target_modules, head_modules
+from tuneforge.methods.params import check_target_modules, head_modules, peft_task_type
 from tuneforge.methods.peft_folder import PeftMethod
 from tuneforge.models.backbones import Backbone
 
@@ -162,7 +162,7 @@ class AdaLora(PeftMethod):
         targets = cfg.target_modules or default_targets(model)
         check_target_modules(model, targets)
         peft_config = peft.AdaLoraConfig(
-            task_type=peft.TaskType.SEQ_CLS, init_r=cfg.init_r, target_r=cfg.target_r, lora_alpha=cfg.alpha,
+            task_type=peft_task_type(model), init_r=cfg.init_r, target_r=cfg.target_r, lora_alpha=cfg.alpha,
             lora_dropout=cfg.dropout, target_modules=targets, tinit=schedule.tinit, tfinal=schedule.tfinal,
             deltaT=schedule.delta_t, beta1=cfg.beta1, beta2=cfg.beta2, orth_reg_weight=cfg.orth_reg_weight,
             total_step=schedule.total_steps, modules_to_save=head_modules(model, backbone.new_parameters))

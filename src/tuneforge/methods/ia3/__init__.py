@@ -20,7 +20,7 @@ from torch import nn
 
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.base import MethodConfig, register
-from tuneforge.methods.params import check_target_modules, head_modules
+from tuneforge.methods.params import check_target_modules, head_modules, peft_task_type
 from tuneforge.methods.peft_folder import PeftMethod
 from tuneforge.models.backbones import Backbone
 
@@ -74,7 +74,7 @@ class IA3(PeftMethod):
         if outside:
             raise TuneforgeError(f"method.feedforward_modules: {outside} are not in method.target_modules "
                                  f"{targets}; feed-forward modules must be a subset of the targets.")
-        peft_config = peft.IA3Config(task_type=peft.TaskType.SEQ_CLS, target_modules=targets,
+        peft_config = peft.IA3Config(task_type=peft_task_type(model), target_modules=targets,
                                      feedforward_modules=feedforward,
                                      modules_to_save=head_modules(model, backbone.new_parameters))
         return peft.get_peft_model(model, peft_config)

@@ -14,7 +14,7 @@ from torch import nn
 
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.base import MethodConfig, register
-from tuneforge.methods.params import check_target_modules, head_modules
+from tuneforge.methods.params import check_target_modules, head_modules, peft_task_type
 from tuneforge.methods.peft_folder import PeftMethod
 from tuneforge.models.backbones import Backbone
 
@@ -52,7 +52,7 @@ class Lora(PeftMethod):
         targets = self.config.target_modules or default_targets(model)
         check_target_modules(model, targets)
         peft_config = peft.LoraConfig(
-            task_type=peft.TaskType.SEQ_CLS, r=self.config.r, lora_alpha=self.config.alpha,
+            task_type=peft_task_type(model), r=self.config.r, lora_alpha=self.config.alpha,
             lora_dropout=self.config.dropout, target_modules=targets,
             modules_to_save=head_modules(model, backbone.new_parameters))
         return peft.get_peft_model(model, peft_config)

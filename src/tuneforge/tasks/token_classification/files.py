@@ -1,0 +1,201 @@
+"""Read tagged sentences: JSONL (``tokens`` + ``tags``, or ``text`` + character-offset ``entities``) and
+CoNLL-style column files (a word and its tag per line, a blank line between sentences).
+
+Every problem in a file is reported at once, each with the file, the line and the fix. An ``I-X`` that
+continues nothing is fixed to ``B-X`` (see :mod:`bio`) and the fixes are returned as warnings.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tuneforge.errors import TuneforgeError
+from tuneforge.tasks.token_classification.bio import Span, repair, tag_problem, tags_from_spans
+from tuneforge.tasks.token_classification.records import TokenExample
+from tuneforge.tasks.token_classification.words import join_words, locate_words, split_words
+
+JSON_SUFFIXES = (".jsonl", ".json")
+CONLL_SUFFIXES = (".conll", ".bio", ".iob", ".txt")
+SUFFIXES = JSON_SUFFIXES + CONLL_SUFFIXES
+MAX_SHOWN = 20
+
+
+class _Report:
+    def __init__(self, path: Path) -> None:
+        self.path, self.problems, self.fixed = path, [], []
+
+    def check(self, line: int, tags: list[str], lines: list[int] | None = None) -> list[str]:
+        """Report bad tags; fix stray I- tags (noted for a warning). ``lines``: each tag's own line."""
+        bad = [(tag, problem) for tag in tags if (problem := tag_problem(tag))]
+        for _tag, problem in bad[:3]:
+            self.problems.append(f"{self.path.name} line {line}: {problem}")
+        if bad:
+            return tags
+        out, fixed = repair(tags)
+        self.fixed.extend(f"{self.path.name} line {lines[i] if lines else line}: {tags[i]} read as {out[i]}"
+                          for i in fixed)
+        return out
+
+
+def read_token_examples(path: str | Path, *, require_tags: bool = True) -> tuple[list[TokenExample], list[str]]:
+    """The sentences of ``path`` and warnings (I- tags fixed to B-). Raises one error listing every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise TuneforgeError(f"{path.resolve()} does not exist (or is not a file).")
+    if path.suffix not in SUFFIXES:
+        raise TuneforgeError(f"{path}: token classification reads {', '.join(SUFFIXES)} files (JSONL with tokens + "
+                             "tags or text + entities; CoNLL columns: a word and its tag per line). Rename or "
+                             "convert the file.")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TuneforgeError(f"{path}: not UTF-8 ({exc}). Save it as UTF-8.") from None
+    report = _Report(path)
+    reader = _read_json if path.suffix in JSON_SUFFIXES else _read_conll
+    examples = reader(text, report, require_tags)
+    if report.problems:
+        extra = len(report.problems) - MAX_SHOWN
+        shown = report.problems[:MAX_SHOWN] + ([f"... and {extra} more"] if extra > 0 else [])
+        raise TuneforgeError(f"{path} has {len(report.problems)} problem(s):", shown)
+    if not examples:
+        raise TuneforgeError(f"{path} holds no sentences.")
+    warnings = []
+    if report.fixed:
+        more = f" (and {len(report.fixed) - 5} more)" if len(report.fixed) > 5 else ""
+        warnings.append(f"{path}: {len(report.fixed)} I- tag(s) continued no entity and were read as B- "
+                        f"(IOB1 or a typo): {'; '.join(report.fixed[:5])}{more}")
+    return examples, warnings
+
+
+def _read_json(text: str, report: _Report, require_tags: bool) -> list[TokenExample]:
+    if report.path.suffix == ".json":
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            report.problems.append(f"{report.path.name} line {exc.lineno}: not valid JSON ({exc.msg})")
+            return []
+        if not isinstance(rows, list):
+            report.problems.append(f"{report.path.name}: a .json file must hold a list of objects")
+            return []
+        numbered = [(1, row) for row in rows]
+    else:
+        numbered = []
+        for number, line in enumerate(text.split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                numbered.append((number, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                report.problems.append(f"{report.path.name} line {number}: not valid JSON ({exc.msg})")
+    out = []
+    for number, row in numbered:
+        example = _from_row(row, number, report, require_tags)
+        if example is not None:
+            out.append(example)
+    return out
+
+
+def _from_row(row: object, line: int, report: _Report, require_tags: bool) -> TokenExample | None:
+    where = f"{report.path.name} line {line}"
+    if not isinstance(row, dict):
+        report.problems.append(f"{where}: expected a JSON object, got {type(row).__name__}")
+        return None
+    if "tokens" in row:
+        words, tags, text = row["tokens"], row.get("tags"), row.get("text")
+        well_formed = isinstance(words, list) and words and all(isinstance(w, str) and w.strip() == w and w
+                                                                 for w in words)
+        if not well_formed:
+            report.problems.append(f'{where}: "tokens" must be a non-empty list of non-empty strings without spaces')
+            return None
+        if tags is None:
+            if require_tags:
+                report.problems.append(f'{where}: "tokens" without "tags"; give one BIO tag per token')
+                return None
+        elif not isinstance(tags, list) or len(tags) != len(words):
+            count = len(tags) if isinstance(tags, list) else type(tags).__name__
+            report.problems.append(f'{where}: {len(words)} tokens but {count} tags; give one tag per token')
+            return None
+        if text is not None:
+            offsets = locate_words(text, words) if isinstance(text, str) else None
+            if offsets is None:
+                report.problems.append(f'{where}: the tokens are not found in order in "text"; fix them or drop '
+                                       '"text" (the tokens are then joined with spaces)')
+                return None
+        else:
+            text, offsets = join_words(words)
+        tags = report.check(line, [str(t) for t in tags]) if tags is not None else None
+        return TokenExample(text, tuple(words), tuple(map(tuple, offsets)), tuple(tags) if tags else None)
+    if "text" in row:
+        return _from_entities(row, where, report, require_tags)
+    report.problems.append(f'{where}: needs "tokens" and "tags" (lists), or "text" and "entities" '
+                           f"(found keys: {', '.join(sorted(row)) or 'none'})")
+    return None
+
+
+def _from_entities(row: dict, where: str, report: _Report, require_tags: bool) -> TokenExample | None:
+    text, entities = row["text"], row.get("entities")
+    if not isinstance(text, str):
+        report.problems.append(f'{where}: "text" must be a string')
+        return None
+    words = split_words(text)
+    if entities is None:
+        if require_tags:
+            report.problems.append(f'{where}: "text" without "entities"; give a list of {{"start", "end", "label"}}')
+            return None
+        return TokenExample(text, tuple(w for w, _, _ in words), tuple((s, e) for _, s, e in words))
+    found = []
+    for entity in entities if isinstance(entities, list) else [None]:
+        try:
+            start, end, kind = int(entity["start"]), int(entity["end"]), str(entity["label"])
+        except (TypeError, KeyError, ValueError):
+            report.problems.append(f'{where}: each entity needs integer "start", "end" and a "label", got {entity!r}')
+            return None
+        first = [i for i, (_, s, _) in enumerate(words) if s == start]
+        last = [i for i, (_, _, e) in enumerate(words) if e == end]
+        if not first or not last or last[0] < first[0] or not kind or "-" in kind:
+            report.problems.append(f"{where}: entity {kind!r} at {start}:{end} ({text[start:end]!r}) does not start "
+                                   "and end on word boundaries (or its label is empty or has a dash); words are "
+                                   "CJK characters, runs of letters/digits, single punctuation marks")
+            return None
+        found.append(Span(kind, first[0], last[0] + 1))
+    found.sort(key=lambda s: s.start)
+    if any(a.end > b.start for a, b in zip(found, found[1:])):
+        report.problems.append(f"{where}: entities overlap; BIO tags hold one entity per word")
+        return None
+    return TokenExample(text, tuple(w for w, _, _ in words), tuple((s, e) for _, s, e in words),
+                        tuple(tags_from_spans(len(words), found)))
+
+
+def _read_conll(text: str, report: _Report, require_tags: bool) -> list[TokenExample]:
+    out: list[TokenExample] = []
+    words: list[str] = []
+    tags: list[str] = []
+    lines: list[int] = []
+
+    def flush() -> None:
+        if words:
+            checked = report.check(lines[0], tags, lines)
+            joined, offsets = join_words(words)
+            out.append(TokenExample(joined, tuple(words), tuple(offsets), tuple(checked)))
+        words.clear()
+        tags.clear()
+        lines.clear()
+
+    for number, line in enumerate(text.split("\n"), 1):
+        columns = line.split()
+        if not columns or columns[0] == "-DOCSTART-":
+            flush()
+            continue
+        if len(columns) < 2:
+            report.problems.append(f"{report.path.name} line {number}: {line.strip()!r} has one column; a CoNLL "
+                                   "line is a word and its tag (the tag in the last column)")
+            continue
+        if problem := tag_problem(columns[-1]):
+            report.problems.append(f"{report.path.name} line {number}: {problem}")
+            continue
+        words.append(columns[0])
+        tags.append(columns[-1])
+        lines.append(number)
+    flush()
+    return out

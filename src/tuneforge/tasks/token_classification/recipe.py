@@ -1,0 +1,135 @@
+"""The training recipe's body for token classification: setup, fit, evaluate, save (the same steps as
+recipes/train.py's ``_train``, with per-token labels, entity-level metrics and no [CLS] shortcut: every
+position's output is read, so the first-token shortcut must stay off)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.markup import escape
+
+from tuneforge.errors import TuneforgeError
+from tuneforge.evaluation.plots import plot_loss
+from tuneforge.methods import build_method
+from tuneforge.methods.params import count_parameters
+from tuneforge.models.attention import restore_attention, use_training_attention
+from tuneforge.models.backbones import load_backbone
+from tuneforge.recipes.runfolder import flatten, update_status, write_json
+from tuneforge.tasks.token_classification.data import sample
+from tuneforge.tasks.token_classification.encoding import encode_tokens
+from tuneforge.tasks.token_classification.inference import predict_words, subword_probs
+from tuneforge.tasks.token_classification.metrics import entity_metrics
+from tuneforge.training.checkpoint import write_atomic_folder
+from tuneforge.training.fast_dropout import use_fast_dropout
+from tuneforge.training.loop import count_steps, fit
+
+console = Console(stderr=True)
+# Methods that add virtual tokens (prompt, ptuning, prefix) shift or hide the positions a tag belongs to.
+SUPPORTED_METHODS = ("full", "freeze", "bitfit", "lora", "adalora", "ia3", "adapter")
+
+
+def evaluate_split(model, examples, encoded, labels, **kwargs) -> dict:
+    """Entity metrics and loss of ``model`` on tagged ``examples`` (already ``encoded``)."""
+    probs, loss = subword_probs(model, encoded, **kwargs)
+    predicted = [tags for tags, _ in predict_words(examples, encoded, probs, labels)]
+    metrics = entity_metrics([e.tags for e in examples], predicted)
+    metrics["loss"] = loss
+    return metrics
+
+
+def check_config(cfg) -> None:
+    """Options token classification cannot use, refused before the run folder is made."""
+    if cfg.method.name not in SUPPORTED_METHODS:
+        raise TuneforgeError(f"method {cfg.method.name} is not available for token classification: it adds virtual "
+                             f"tokens, which shift the positions tags belong to. Use one of: "
+                             f"{', '.join(SUPPORTED_METHODS)}.")
+    if cfg.data.text_pair_column is not None:
+        raise TuneforgeError("data.text_pair_column: token classification tags single sentences; remove it.")
+    if cfg.prompt is not None:
+        raise TuneforgeError("prompt: prompt-based training (PET) scores label words for a whole text; token "
+                             "classification tags every token. Remove the prompt: section.")
+
+
+def train_body(cfg, run_dir: Path, splits, device, precision, resume: bool, progress: bool, stop_after, tracker):
+    from tuneforge.recipes.train import _read_log, peak_memory_mb
+    from tuneforge.run import Run
+
+    loop, labels = cfg.train, splits.labels
+    backbone = load_backbone(cfg.model, labels, cfg.task)
+    tokenizer = backbone.tokenizer
+    if loop.fast_dropout:
+        use_training_attention(backbone.model)
+    method = build_method(cfg.method)
+    method.plan(count_steps(len(splits.train), loop))
+    model = method.apply(backbone)
+    if loop.fast_dropout:
+        use_fast_dropout(model)
+    n_trainable, n_total = count_parameters(model)
+    console.print(f"[bold]{escape(cfg.name)}[/]: token classification, {cfg.method.name} on {escape(backbone.path)} "
+                  f"- trainable parameters {n_trainable:,} of {n_total:,} ({100 * n_trainable / n_total:.3f}%), "
+                  f"precision {precision}, {len(splits.train):,} training sentences, tags {', '.join(labels)}")
+    if precision == "bf16" and not method.saves_base:  # as in recipes/train.py: frozen weights held in bf16
+        for param in model.parameters():
+            if not param.requires_grad:
+                param.data = param.data.to(torch.bfloat16)
+
+    max_len = cfg.data.max_length
+    enc = {name: encode_tokens(getattr(splits, name), tokenizer, labels, max_len)
+           for name in ("train", "validation", "test")}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    side = getattr(tokenizer, "padding_side", "right")
+    kwargs = dict(batch_size=max(64, loop.batch_size), precision=precision, device=device, pad_id=pad_id,
+                  padding_side=side)
+    val_examples, val = splits.validation, enc["validation"]
+    if cfg.data.max_eval_samples and cfg.data.max_eval_samples < len(val_examples):
+        val_examples = sample(val_examples, cfg.data.max_eval_samples, loop.seed)
+        val = encode_tokens(val_examples, tokenizer, labels, max_len)
+
+    def evaluate() -> dict[str, float]:
+        m = evaluate_split(model, val_examples, val, labels, **kwargs)
+        # macro_f1 (the default train.metric) is the entity-level macro-F1 here; f1 the micro one.
+        return {k: m[k] for k in ("accuracy", "macro_f1", "f1", "precision", "recall", "loss")}
+
+    result = fit(model, enc["train"], loop, run_dir=run_dir, precision=precision, device=device, pad_id=pad_id,
+                 padding_side=side, evaluate=evaluate, resume=resume, progress=progress, stop_after=stop_after,
+                 method=method, on_log=tracker.log)
+    state = result.state
+    started = time.perf_counter()
+    test = evaluate_split(model, splits.test, enc["test"], labels, **kwargs)
+    test["seconds"] = time.perf_counter() - started
+    best_eval = [e for e in state.evals if e["step"] == state.best_step] if loop.early_stopping_patience else []
+    final_val = best_eval[-1] if best_eval else (state.evals[-1] if state.evals else {})
+    metrics = flatten("", {
+        "train": {"seconds": state.seconds, "samples": state.samples, "tokens": state.tokens, "steps": state.step,
+                  "samples_per_second": state.samples / max(state.seconds, 1e-9),
+                  "tokens_per_second": state.tokens / max(state.seconds, 1e-9),
+                  "padding_fraction": 1 - state.tokens / max(state.padded_tokens, 1),
+                  "stopped_early": state.stopped_early, "best_step": state.best_step,
+                  "precision": precision, "peak_memory_mb": peak_memory_mb(device)},
+        "trainable_parameters": n_trainable, "total_parameters": n_total,
+        "trainable_percent": 100 * n_trainable / n_total,
+        "validation": {k: v for k, v in final_val.items() if k not in ("step", "epoch")},
+        "test": test,
+    })
+    write_json(run_dir / "metrics.json", metrics)
+    log_records = [r for r in _read_log(run_dir / "log.jsonl") if r.get("type") == "train"]
+    plot_loss(log_records, state.evals, run_dir / "loss.png", loop.metric)
+
+    def write_model(folder: Path) -> None:
+        restore_attention(backbone.model)
+        method.save(model, folder)
+        tokenizer.save_pretrained(folder)
+        write_json(folder / "labels.json", labels)
+
+    write_atomic_folder(run_dir / "model", write_model)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    update_status(run_dir, status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    tracker.finish(run_dir, metrics)
+    console.print(f"test entities: precision {test['precision']:.4f}, recall {test['recall']:.4f}, "
+                  f"F1 [bold]{test['f1']:.4f}[/] (macro-F1 {test['macro_f1']:.4f}, tag accuracy "
+                  f"{test['accuracy']:.4f}); run folder: {escape(str(run_dir))}")
+    return Run.load(run_dir)
