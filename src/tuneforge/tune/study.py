@@ -120,8 +120,8 @@ def tune(config: TrainConfig | dict | str | Path | None, overrides: list[str] | 
             trial.report(record[metric], evals)
             evals += 1
             if trial.should_prune():
-                raise TrialPruned(f"pruned by the median rule at step {record['step']}: validation {metric} "
-                                  f"{record[metric]:.4f}")
+                raise TrialPruned(f"pruned by Optuna's {type(pruner).__name__} at evaluation {evals} (step "
+                                  f"{record['step']}): validation {metric} {record[metric]:.4f}")
 
         from tuneforge.recipes.train import train
 
