@@ -70,7 +70,7 @@ def test_a_pruned_trial_stops_at_an_evaluation_and_the_study_goes_on(make_tiny_c
         [r["macro_f1"] for r in log if r.get("type") == "eval"])
     assert sorted(trials[1].intermediate_values) == [0, 1]  # stopped at its second evaluation, not at the end
     run = json.loads((tmp_path / "tune" / "trial-001" / "run.json").read_text())
-    assert run["status"] == "pruned" and "pruned" in run["error"]
+    assert run["status"] == "pruned" and "PruneTrialOneAtItsSecondEval at evaluation 2" in run["error"]
     assert not (tmp_path / "tune" / "trial-001" / "model").exists()
     assert "| 1 | pruned | (" in (tmp_path / "tune" / "trials.md").read_text()
     assert json.loads((tmp_path / "tune" / "best.json").read_text())["trial"] in (0, 2)

@@ -120,8 +120,8 @@ def tune(config: TrainConfig | dict | str | Path | None, overrides: list[str] | 
             trial.report(record[metric], evals)
             evals += 1
             if trial.should_prune():
-                raise TrialPruned(f"pruned by the median rule at step {record['step']}: validation {metric} "
-                                  f"{record[metric]:.4f}")
+                raise TrialPruned(f"pruned by Optuna's {type(pruner).__name__} at evaluation {evals} (step "
+                                  f"{record['step']}): validation {metric} {record[metric]:.4f}")
 
         from tuneforge.recipes.train import train
 
@@ -242,11 +242,19 @@ def _short(value: Any) -> str:
 
 
 def _plot(trials: list, path: Path, metric: str, minimize: bool) -> None:
+    """Left: every trial's value and the best so far. Right: the value against the first numeric parameter
+    (the learning rate, usually), on a log axis where it was sampled on one."""
+    from matplotlib.ticker import MaxNLocator, NullFormatter
+
     from tuneforge.evaluation.plots import plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values]
+    numeric = next((k for t in trials for k, d in t.distributions.items()
+                    if isinstance(d, (optuna.distributions.FloatDistribution, optuna.distributions.IntDistribution))),
+                   None)
+    fig, axes = plt.subplots(1, 2 if numeric else 1, figsize=(11 if numeric else 7, 4), squeeze=False)
+    ax = axes[0, 0]
     ax.plot([t.number for t in done], [t.value for t in done], "o", color="tab:blue", label="complete")
     ax.plot([t.number for t in pruned], [_last(t) for t in pruned], "x", color="tab:gray", label="pruned (last eval)")
     best, xs, ys = None, [], []
@@ -257,10 +265,23 @@ def _plot(trials: list, path: Path, metric: str, minimize: bool) -> None:
         ys.append(best)
     if xs:
         ax.step(xs, ys, where="post", color="tab:red", label="best so far")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel(f"validation {metric}")
-    ax.legend(loc="best")
-    ax.set_title("Hyperparameter search")
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title("Hyperparameter search", fontsize=10)
+    if numeric:
+        ax = axes[0, 1]
+        for group, marker, colour, label in ((done, "o", "tab:blue", "complete"),
+                                             (pruned, "x", "tab:gray", "pruned (last eval)")):
+            shown = [t for t in group if numeric in t.params]
+            ax.plot([t.params[numeric] for t in shown], [t.value if t in done else _last(t) for t in shown], marker,
+                    color=colour, label=label)
+        if any(getattr(t.distributions.get(numeric), "log", False) for t in trials):
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap on a narrow range
+        ax.set_xlabel(numeric)
+        ax.set_title(f"validation {metric} against {numeric}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
