@@ -14,10 +14,11 @@ from tuneforge.errors import TuneforgeError  # noqa: E402
 from tuneforge.onnx import OnnxRun  # noqa: E402
 from tuneforge.recipes.compare import compare  # noqa: E402
 from tuneforge.recipes.distill import distill  # noqa: E402
+from tuneforge.recipes.ensemble import Ensemble, ensemble  # noqa: E402
 from tuneforge.recipes.prune import prune  # noqa: E402
 from tuneforge.recipes.train import train  # noqa: E402
 from tuneforge.recipes.zeroshot import zeroshot  # noqa: E402
 from tuneforge.run import Run, Runs, load  # noqa: E402
 
-__all__ = ["OnnxRun", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare", "distill", "load",
-           "prune", "train", "zeroshot"]
+__all__ = ["Ensemble", "OnnxRun", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare", "distill",
+           "ensemble", "load", "prune", "train", "zeroshot"]
