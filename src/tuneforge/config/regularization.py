@@ -1,6 +1,6 @@
 """Config sections of the training tricks: adversarial training and dropout overrides (``train.adversarial``,
 ``train.dropout``). The scalar options (``label_smoothing``, ``rdrop_alpha``, ``ema_decay``) are plain fields of
-``train:``. What each does and costs: docs/TRAINING.md, "Regularisation and adversarial training"."""
+``train:``. What each does and costs: docs/CRAFT.md."""
 
 from __future__ import annotations
 
