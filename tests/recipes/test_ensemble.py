@@ -96,6 +96,15 @@ def test_members_with_another_label_order_are_aligned_by_name(runs, tiny_data, t
     assert not np.allclose(result.probabilities, (a + b) / 2, atol=1e-3)
 
 
+def test_an_onnx_export_can_be_a_member(runs, tiny_data, tmp_path):
+    pytest.importorskip("onnxruntime")
+    exported = tuneforge.load(runs[0], precision="fp32").export(tmp_path / "onnx", format="onnx", parity_samples=8)
+    examples = read_examples(tiny_data["test"])
+    result = ensemble([exported, runs[1]], examples, progress=False)
+    a, b = (tuneforge.load(r).predict_proba(examples) for r in runs)
+    np.testing.assert_allclose(result.probabilities, (a + b) / 2, atol=1e-4)
+
+
 class FakeRun:
     def __init__(self, labels: list[str], probs: np.ndarray) -> None:
         self.labels, self.probs = labels, probs

@@ -366,3 +366,33 @@ def test_config_show_lists_the_tricks():
                   "classifier"):
         assert field in text
     assert "method: Literal['none', 'fgm', 'pgd']" in text
+
+
+def test_cli_trains_with_the_tricks_and_refuses_a_misspelt_one(tiny_config, tmp_path, monkeypatch, capsys):
+    import sys
+
+    import yaml
+
+    from tuneforge.cli.main import main
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config), encoding="utf-8")
+
+    def cli(*args):
+        monkeypatch.setattr(sys, "argv", ["tuneforge", "train", str(config), *args, "--quiet"])
+        with pytest.raises(SystemExit) as info:
+            main()
+        return info.value.code or 0, capsys.readouterr()
+
+    code, _ = cli("train.epochs=1", "train.adversarial=pgd", "train.adversarial.steps=2", "train.rdrop_alpha=0.5",
+                  "train.ema_decay=0.9", "train.label_smoothing=0.1", "train.dropout.attention=0")
+    assert code == 0
+    saved = yaml.safe_load((Path(tiny_config["output_dir"]) / "config.yaml").read_text(encoding="utf-8"))["train"]
+    assert saved["adversarial"] == {"method": "pgd", "epsilon": 1.0, "steps": 2, "alpha": None}
+    assert (saved["rdrop_alpha"], saved["ema_decay"], saved["label_smoothing"]) == (0.5, 0.9, 0.1)
+    assert saved["dropout"] == {"hidden": None, "attention": 0.0, "classifier": None}
+
+    code, captured = cli("output_dir=" + str(tmp_path / "other"), "train.adversarial=fgn", "train.rdrop=1")
+    assert code == 2 and "Traceback" not in captured.err
+    assert "fgn" in captured.err and "rdrop_alpha" in captured.err  # both problems at once, with the fix
+    assert not (tmp_path / "other").exists()
