@@ -137,7 +137,8 @@ def main() -> None:
                      f"{len(members)}x training, {len(members)}x inference"))
     n_test = result.metrics["count"]
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    command = "PYTHONPATH=src .venv/bin/python bench/craft_airline.py " + " ".join(sys.argv[1:])
+    command = ("HF_HUB_OFFLINE=1 PYTHONPATH=src nice -n 10 .venv/bin/python bench/craft_airline.py "
+               + " ".join(sys.argv[1:]))
     table = "\n".join([
         "| variant | test accuracy % | vs baseline (points) | test macro-F1 % | accuracy per seed | training time |",
         "|---|---|---|---|---|---|",
