@@ -1,4 +1,4 @@
-"""``tuneforge``: train, zeroshot, predict, eval, datasets, config.
+"""``tuneforge``: train, zeroshot, predict, eval, ensemble, datasets, config.
 
 User errors (:class:`TuneforgeError`) print as one paragraph and exit with code 2, no traceback.
 """
@@ -118,7 +118,7 @@ def evaluate(
 
 @app.command()
 def ensemble(
-    run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="Two or more finished run folders "
+    run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR", help="Two or more finished run folders "
                                                    "of the same task (other seeds, methods), or their ONNX exports.",
                                                    show_default=False)],
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Labelled test examples (.jsonl, .json, "
