@@ -15,6 +15,7 @@ a CPU than two of B. Test: tests/training/test_regularization.py checks the two 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,13 +41,22 @@ def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor
     return (kl_ab + kl_ba) / 2
 
 
+def model_loss(out: Any, labels: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+    """The model's own loss (its cross-entropy plus any term its method adds, e.g. AdaLoRA's orthogonality
+    penalty, which peft adds only when the labels go through the model), with the cross-entropy's target
+    smoothed by ``smoothing``: the plain cross-entropy is swapped for the smoothed one."""
+    if not smoothing:
+        return out.loss
+    return out.loss - cross_entropy(out.logits, labels) + cross_entropy(out.logits, labels, smoothing)
+
+
 def rdrop_loss(model: nn.Module, inputs: dict[str, torch.Tensor], alpha: float, smoothing: float = 0.0
                ) -> torch.Tensor:
-    labels = inputs["labels"]
-    doubled = {k: torch.cat([v, v]) for k, v in inputs.items() if k != "labels"}  # (2B, T)
-    first, second = model(**doubled).logits.chunk(2)  # (B, K) each, different dropout masks
-    ce = (cross_entropy(first, labels, smoothing) + cross_entropy(second, labels, smoothing)) / 2
-    return ce + alpha * symmetric_kl(first, second)
+    doubled = {k: torch.cat([v, v]) for k, v in inputs.items()}  # (2B, T); labels (2B,)
+    out = model(**doubled)
+    first, second = out.logits.chunk(2)  # (B, K) each, different dropout masks
+    # The mean cross-entropy over the 2B rows is (CE(P1, y) + CE(P2, y)) / 2.
+    return model_loss(out, doubled["labels"], smoothing) + alpha * symmetric_kl(first, second)
 
 
 def build_loss(cfg: TrainLoopConfig, loss_fn: Loss | None) -> Loss:
@@ -63,6 +73,5 @@ def build_loss(cfg: TrainLoopConfig, loss_fn: Loss | None) -> Loss:
     if cfg.rdrop_alpha:
         return lambda model, inputs, _: rdrop_loss(model, inputs, cfg.rdrop_alpha, cfg.label_smoothing)
     if cfg.label_smoothing:
-        return lambda model, inputs, _: cross_entropy(
-            model(**{k: v for k, v in inputs.items() if k != "labels"}).logits, inputs["labels"], cfg.label_smoothing)
+        return lambda model, inputs, _: model_loss(model(**inputs), inputs["labels"], cfg.label_smoothing)
     return lambda model, inputs, _: model(**inputs).loss
