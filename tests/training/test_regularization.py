@@ -143,8 +143,13 @@ def test_fgm_perturbs_each_example_by_epsilon_and_adds_a_harder_loss(tiny_bert, 
         seen.setdefault("losses", []).append(out.loss.detach())
         return out.loss
 
+    embedding = adversarial.input_embeddings(model)
+    weight_before = embedding.weight.detach().clone()
+    hooks_before = len(embedding._forward_hooks)
     clean = adversarial_backward(model, loss_of, 1.0, AdversarialConfig(method="fgm", epsilon=0.5))
     adv_grads = grads(model)
+    assert torch.equal(embedding.weight, weight_before)  # the perturbation never touches the embedding matrix
+    assert len(embedding._forward_hooks) == hooks_before  # and its hook is gone
     assert len(seen["losses"]) == 2 and torch.equal(clean.detach(), seen["losses"][0])
     assert seen["losses"][1] > seen["losses"][0], "the adversarial example should have a higher loss"
 
