@@ -64,8 +64,27 @@ def config(variant: str, seed: int, data: dict[str, str], args, out: pathlib.Pat
 
 
 def mean_std(values: list[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.mean(values):.1f} ± {100 * std:.1f}"
+    if len(values) == 1:
+        return f"{100 * values[0]:.1f}"
+    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
+
+
+def ensemble_of(variant: str, run_dirs: list[pathlib.Path], out: pathlib.Path):
+    """The ensemble of a variant's runs on the test set; its report folder (OUT/ensemble-VARIANT) is reused."""
+    import types
+
+    import tuneforge
+
+    folder = out / f"ensemble-{variant}"
+    saved = folder / "ensemble.json"
+    if saved.exists() and json.loads(saved.read_text())["runs"] == [str(d) for d in run_dirs]:
+        report = json.loads(saved.read_text())
+        return types.SimpleNamespace(members=report["members"], metrics=report["ensemble"], gain=report["gain"])
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    return tuneforge.ensemble(run_dirs, output_dir=folder, progress=False)
 
 
 def main() -> None:
@@ -79,6 +98,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of each run.")
     parser.add_argument("--ensembles", default="", help="Also ensemble the seeds of these variants (comma-separated).")
+    parser.add_argument("--table-only", action="store_true", help="Train nothing: the table of the runs that "
+                                                                     "finished (a row per variant with any).")
+    parser.add_argument("--ensemble-only", action="store_true", help="Train nothing; compute (and keep) the "
+                                                                        "ensembles, print no table.")
     parser.add_argument("--train-only", action="store_true", help="Train, skip the ensemble and the table.")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
@@ -95,6 +118,8 @@ def main() -> None:
         for seed in seeds:
             cfg = config(variant, seed, data, args, args.out)
             run_dir = pathlib.Path(cfg["output_dir"])
+            if (args.table_only or args.ensemble_only) and not (run_dir / "model").is_dir():
+                continue  # not trained (yet): the table says which seeds each row has
             if not (run_dir / "model").is_dir():
                 if run_dir.exists():  # an interrupted run: start it again
                     import shutil
@@ -104,25 +129,33 @@ def main() -> None:
                 tuneforge.train(cfg, progress=False)
                 print(f"{variant} seed {seed}: {time.time() - started:.0f} s", file=sys.stderr)
             metrics = json.loads((run_dir / "metrics.json").read_text())
-            results.setdefault(variant, []).append({"dir": run_dir, **metrics})
+            results.setdefault(variant, []).append({"dir": run_dir, "seed": seed, **metrics})
     if args.train_only:
         return
+    if args.ensemble_only:
+        for variant in [v for v in ("baseline", *args.ensembles.split(",")) if len(results.get(v, [])) == len(seeds)]:
+            print(variant, ensemble_of(variant, [r["dir"] for r in results[variant]], args.out).metrics["accuracy"])
+        return
 
-    if "baseline" not in results:
-        sys.exit("the table compares with the baseline: include it in --variants")
-    base = results["baseline"]
-    base_seconds = statistics.mean(r["train.seconds"] for r in base)
+    if len(results.get("baseline", [])) != len(seeds):
+        sys.exit("the table compares with the baseline: include it in --variants, with every seed trained")
+    base = {r["seed"]: r for r in results["baseline"]}
+    base_seconds = statistics.mean(r["train.seconds"] for r in base.values())
+    base_accuracy = statistics.mean(r["test.accuracy"] for r in base.values())
     rows = []
-    for variant in variants:
+    for variant in [v for v in variants if v in results]:
         runs = results[variant]
         acc = [r["test.accuracy"] for r in runs]
-        paired = [a - b["test.accuracy"] for a, b in zip(acc, base)]  # the same seed, with and without the trick
+        # The same seed with and without the trick.
+        paired = [r["test.accuracy"] - base[r["seed"]]["test.accuracy"] for r in runs]
         delta = "" if variant == "baseline" else f"{100 * statistics.mean(paired):+.1f}"
-        rows.append((LABELS[variant], mean_std(acc), delta,
+        label = LABELS[variant] if len(runs) == len(seeds) else \
+            f"{LABELS[variant]} (only seed {', '.join(str(r['seed']) for r in runs)} finished in time)"
+        rows.append((label, mean_std(acc), delta,
                      mean_std([r["test.macro_f1"] for r in runs]), " / ".join(f"{100 * a:.1f}" for a in acc),
                      f"{statistics.mean(r['train.seconds'] for r in runs) / base_seconds:.2f}x"))
-    for variant in [v for v in ("baseline", *args.ensembles.split(",")) if v in results]:
-        result = tuneforge.ensemble([r["dir"] for r in results[variant]], progress=False)
+    for variant in [v for v in ("baseline", *args.ensembles.split(",")) if len(results.get(v, [])) == len(seeds)]:
+        result = ensemble_of(variant, [r["dir"] for r in results[variant]], args.out)
         members = result.members
         for member, run in zip(members, results[variant]):  # the ensemble scores each member like its own run
             if abs(member["accuracy"] - run["test.accuracy"]) > 1e-3:
@@ -131,9 +164,9 @@ def main() -> None:
         gain = 100 * result.gain["accuracy_vs_mean_member"]
         rows.append((f"ensemble of the {len(members)} {variant} runs (mean of probabilities)",
                      f"{100 * result.metrics['accuracy']:.1f} (members {mean_std([m['accuracy'] for m in members])})",
-                     f"{100 * (result.metrics['accuracy'] - statistics.mean(r['test.accuracy'] for r in base)):+.1f} "
+                     f"{100 * (result.metrics['accuracy'] - base_accuracy):+.1f} "
                      f"({gain:+.1f} over its members)",
-                     f"{100 * result.metrics['macro_f1']:.1f}", "one model of 3 seeds",
+                     f"{100 * result.metrics['macro_f1']:.1f}", f"one model of {len(members)} seeds",
                      f"{len(members)}x training, {len(members)}x inference"))
     n_test = result.metrics["count"]
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
