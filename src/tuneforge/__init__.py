@@ -16,6 +16,7 @@ from tuneforge.onnx import OnnxRun  # noqa: E402
 from tuneforge.pretraining.config import PretrainConfig  # noqa: E402
 from tuneforge.recipes.compare import compare  # noqa: E402
 from tuneforge.recipes.distill import distill  # noqa: E402
+from tuneforge.recipes.ensemble import Ensemble, ensemble  # noqa: E402
 from tuneforge.recipes.lr_find import lr_find  # noqa: E402
 from tuneforge.recipes.pretrain import pretrain  # noqa: E402
 from tuneforge.recipes.prune import prune  # noqa: E402
@@ -26,6 +27,6 @@ from tuneforge.tasks.token_classification.files import read_token_examples  # no
 from tuneforge.tasks.token_classification.run import TokenRun  # noqa: E402
 from tuneforge.tune import tune  # noqa: E402
 
-__all__ = ["OnnxRun", "PretrainConfig", "Run", "Runs", "TokenRun", "TrainConfig", "TuneforgeError", "__version__",
-           "compare", "distill", "explain", "load", "lr_find", "pretrain", "prune", "read_token_examples", "train",
-           "tune", "zeroshot"]
+__all__ = ["Ensemble", "OnnxRun", "PretrainConfig", "Run", "Runs", "TokenRun", "TrainConfig", "TuneforgeError",
+           "__version__", "compare", "distill", "ensemble", "explain", "load", "lr_find", "pretrain", "prune",
+           "read_token_examples", "train", "tune", "zeroshot"]

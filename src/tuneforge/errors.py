@@ -24,8 +24,13 @@ class TuneforgeError(Exception):
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
-    """The closest valid spelling of ``name`` among ``candidates``, or None if nothing is close."""
-    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    """The closest valid spelling of ``name`` among ``candidates``, or None if nothing is close. A name that
+    starts exactly one candidate is taken as short for it (``rdrop`` -> ``rdrop_alpha``, ``ema`` -> ``ema_decay``)."""
+    candidates = list(candidates)
+    starting = [c for c in candidates if len(name) >= 3 and c.startswith(name) and c != name]
+    if len(starting) == 1:
+        return starting[0]
+    matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
     return matches[0] if matches else None
 
 

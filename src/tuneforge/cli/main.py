@@ -1,4 +1,4 @@
-"""``tuneforge``: train, zeroshot, predict, eval, datasets, config.
+"""``tuneforge``: train, zeroshot, predict, eval, ensemble, datasets, config.
 
 User errors (:class:`TuneforgeError`) print as one paragraph and exit with code 2, no traceback.
 """
@@ -224,6 +224,39 @@ def evaluate(
 
 def _safe_name(field: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in field)
+
+
+@app.command()
+def ensemble(
+    run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR", help="Two or more finished run folders "
+                                                   "of the same task (other seeds, methods), or their ONNX exports.",
+                                                   show_default=False)],
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Labelled test examples (.jsonl, .json, "
+                                                  ".csv, .tsv); default: the runs' common test split.")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option(help="Report folder (default runs/ensemble-<timestamp>).")
+                          ] = None,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Average the class probabilities of several runs; report each member's and the ensemble's metrics."""
+    from rich.table import Table
+
+    from tuneforge.recipes.ensemble import default_output_dir, ensemble as ensemble_recipe
+
+    result = ensemble_recipe(run_dirs, input, output_dir=output_dir or default_output_dir(), batch_size=batch_size,
+                             progress=not quiet)
+    table = Table("member", "method", "seed", "accuracy", "macro-F1", "loss")
+    for m in result.members:
+        table.add_row(escape(m["run"]), m["method"], str(m["seed"] if m["seed"] is not None else "-"),
+                      f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", f"{m['loss']:.4f}")
+    e, g = result.metrics, result.gain
+    table.add_row(f"[bold]ensemble (mean of {len(result.members)})[/]", "", "", f"[bold]{e['accuracy']:.4f}[/]",
+                  f"[bold]{e['macro_f1']:.4f}[/]", f"{e['loss']:.4f}")
+    out.print(table)
+    out.print(f"{e['count']:,} examples ({escape(result.data)}); accuracy gain "
+              f"[bold]{100 * g['accuracy_vs_mean_member']:+.2f}[/] points over the mean member, "
+              f"{100 * g['accuracy_vs_best_member']:+.2f} over the best")
+    err.print(f"wrote {result.dir}/ensemble.json, ensemble.md, ensemble.png, confusion_matrix.png")
 
 
 def _print_metrics(metrics: dict, labels: list[str], split: str = "eval") -> None:

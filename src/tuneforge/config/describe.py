@@ -54,7 +54,7 @@ def describe(recipe: str) -> str:
 
     def walk(model: type[BaseModel], prefix: str) -> None:
         for name, field in model.model_fields.items():
-            if name == "method":
+            if name == "method" and not prefix:  # the top-level method: section, not adversarial.method
                 lines.append(f"{prefix}{name}  (section; `name:` picks the method)  default: full")
                 lines.append(f"    {field.description}")
                 continue

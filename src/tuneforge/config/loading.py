@@ -71,6 +71,10 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
     return data, node
 
 
+# Sections that may be written as one string: `method: lora` is {name: lora}, `adversarial: fgm` {method: fgm}.
+SHORTHANDS = {"method": "name", "adversarial": "method"}
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b=c`` overrides; values are parsed as YAML (``3``, ``1e-3``, ``true``, ``[a, b]``)."""
     for item in overrides:
@@ -88,8 +92,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         target = data
         for part in parts[:-1]:
             nxt = target.get(part)
-            if isinstance(nxt, str) and part == "method":  # `method: lora` shorthand
-                nxt = {"name": nxt}
+            if isinstance(nxt, str) and part in SHORTHANDS:  # `method: lora`, `adversarial: fgm`
+                nxt = {SHORTHANDS[part]: nxt}
             if nxt is None:
                 nxt = {}
             if not isinstance(nxt, dict):

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from tuneforge.config.base import StrictModel
+from tuneforge.config.regularization import AdversarialConfig, DropoutConfig
 from tuneforge.errors import did_you_mean
 from tuneforge.methods import registry
 from tuneforge.prompting.config import PromptConfig
@@ -61,6 +62,18 @@ class TrainLoopConfig(StrictModel):
     first_token_shortcut: bool = Field(
         True, description="BERT-style classifiers read only [CLS]: run the last layer after its attention for that "
                           "token only (the same outputs; ~12% faster training and inference).")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Cross-entropy against (1 - s) one-hot + s "
+                                                                 "uniform (Szegedy et al. 2016); 0 disables.")
+    rdrop_alpha: float = Field(0.0, ge=0, description="R-Drop (Liang et al. 2021): two passes with different "
+                                                      "dropout, + alpha * symmetric KL between them; 0 disables. "
+                                                      "About doubles the step time.")
+    adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig, description="Adversarial training "
+                                           "on the input embeddings (`adversarial: fgm` is short for method: fgm).")
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="Keep an exponential moving average of the "
+                                                                  "trainable weights (e.g. 0.999); it is what is "
+                                                                  "evaluated, early-stopped and saved. null: off.")
+    dropout: DropoutConfig = Field(default_factory=DropoutConfig, description="Override the backbone's dropout "
+                                                                              "probabilities.")
     group_by_length: bool = Field(True, description="Batch texts of similar length together (less padding).")
     eval_every: int | None = Field(None, gt=0, description="Evaluate every N optimizer steps; default: each epoch.")
     early_stopping_patience: int | None = Field(None, ge=1, description="Stop after N evaluations without "

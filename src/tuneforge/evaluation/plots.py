@@ -73,3 +73,25 @@ def plot_slices(field: str, result: dict, path: Path, overall_accuracy: float) -
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_members(names: Sequence[str], scores: dict[str, Sequence[float]], path: Path, title: str) -> None:
+    """Grouped bars: each score (accuracy, macro-F1) of each named model; the last bar group is highlighted
+    (an ensemble after its members)."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names) + 2), 4))
+    width = 0.8 / len(scores)
+    for k, (key, values) in enumerate(scores.items()):
+        xs = [i + (k - (len(scores) - 1) / 2) * width for i in range(len(names))]
+        bars = ax.bar(xs, values, width, label=key, color=f"C{k}")
+        bars[-1].set_edgecolor("black")
+        bars[-1].set_linewidth(1.5)
+        for x, v in zip(xs, values):
+            ax.text(x, v, f"{v:.3f}", ha="center", va="bottom", fontsize=7)
+    low = min(min(v) for v in scores.values())
+    ax.set_ylim(max(0.0, low - 0.1), 1.0)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.legend(loc="lower right")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -60,7 +60,9 @@ def write_atomic_text(path: Path, text: str) -> None:
 
 def save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, loop_state: dict[str, Any],
-                    best: dict[str, torch.Tensor] | None, keep: int, method: Any = None) -> Path:
+                    best: dict[str, torch.Tensor] | None, keep: int, method: Any = None,
+                    extra: dict[str, torch.Tensor] | None = None) -> Path:
+    """``extra``: the loop's own training state (the EMA weights), read back with :func:`load_extra_state`."""
     def write(tmp: Path) -> None:
         save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
         method_state = method.state_dict() if method is not None else {}
@@ -69,6 +71,8 @@ def save_checkpoint(folder: Path, step: int, model: nn.Module, optimizer: torch.
                       str(tmp / "method.safetensors"))
         if best is not None:
             save_file(best, str(tmp / "best.safetensors"))
+        if extra:
+            save_file(extra, str(tmp / "extra.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         save_file({"cpu": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
         state = {"loop": loop_state, "scheduler": scheduler.state_dict()}
@@ -104,3 +108,9 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     best_file = path / "best.safetensors"
     best = load_file(str(best_file)) if best_file.exists() else None
     return state["loop"], best
+
+
+def load_extra_state(path: Path) -> dict[str, torch.Tensor]:
+    """The ``extra`` state :func:`save_checkpoint` wrote (empty when it wrote none)."""
+    file = path / "extra.safetensors"
+    return load_file(str(file)) if file.exists() else {}

@@ -2,7 +2,8 @@
 
     for each optimizer step:
         for each of the accumulated micro-batches:   forward under autocast, loss / accumulation, backward
-        clip, AdamW step, schedule step
+                                                     (+ R-Drop's second pass, FGM/PGD's adversarial passes)
+        clip, AdamW step, schedule step, EMA update
         every log_every:     a log.jsonl line          every eval_every: evaluate, keep the best, early-stop
         every checkpoint_every: an atomic checkpoint
 
@@ -26,8 +27,12 @@ from torch import nn
 from tuneforge.config.schema import TrainLoopConfig
 from tuneforge.models.precision import Precision, autocast
 from tuneforge.training.batching import Encoded, batch_order, collate
-from tuneforge.training.checkpoint import list_checkpoints, load_checkpoint, load_trainable_state, \
-    save_checkpoint, trainable_state
+from tuneforge.training.checkpoint import list_checkpoints, load_checkpoint, load_extra_state, \
+    load_trainable_state, save_checkpoint, trainable_state
+from tuneforge.training.dropout import set_dropout
+from tuneforge.training.ema import EMA
+from tuneforge.training.losses import build_loss
+from tuneforge.training.step import micro_step
 from tuneforge.training.optim import build_optimizer, build_scheduler
 from tuneforge.training.progress import training_bar
 
@@ -87,6 +92,7 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
     every log.jsonl record as it is written (trackers; an exception it raises stops the run, which is how
     ``tuneforge tune`` prunes a trial). ``stop_after`` simulates an interruption after that many steps (tests)."""
     model.to(device).train()
+    set_dropout(model, cfg.dropout)
     optimizer = build_optimizer(model, cfg)
     lengths = train.lengths()
     steps_per_epoch = count_steps(len(train), cfg, epochs=1)
@@ -95,10 +101,13 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
     ckpt_dir = run_dir / "checkpoints"
     log_path = run_dir / "log.jsonl"
     state, best = LoopState(), None
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None  # the averaged weights are evaluated and saved
 
     if resume and (found := list_checkpoints(ckpt_dir)):
         loop_dict, best = load_checkpoint(found[-1], model, optimizer, scheduler, method)
         state = LoopState(**loop_dict)
+        if ema is not None:
+            ema.load_state_dict(load_extra_state(found[-1]))
     if resume:
         _truncate_log(log_path, state.step)  # steps after the checkpoint (or all, without one) run again
 
@@ -109,12 +118,18 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
 
     def checkpoint() -> None:
         save_checkpoint(ckpt_dir, state.step, model, optimizer, scheduler, asdict(state), best, cfg.keep_checkpoints,
-                        method)
+                        method, extra=ema.state_dict() if ema is not None else None)
 
     def run_eval() -> None:
-        nonlocal best
         if evaluate is None:
             return
+        if ema is None:
+            return evaluate_and_track()
+        with ema.applied(model):  # the averaged weights are evaluated, and kept as the best
+            evaluate_and_track()
+
+    def evaluate_and_track() -> None:
+        nonlocal best
         metrics = evaluate()
         value = metrics[cfg.metric]
         record = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 3), **metrics}
@@ -128,6 +143,7 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
                 state.stopped_early = True
         log({"type": "eval", **record})
 
+    compute_loss = build_loss(cfg, loss_fn)  # the model's CE, label smoothing, R-Drop or the recipe's own
     window_loss, window_samples, window_seconds = 0.0, 0, 0.0
     with training_bar(progress) as bar:
         task = bar.add_task("training", total=total_steps, completed=state.step, loss="-", rate="-")
@@ -142,10 +158,9 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
                 step_loss = 0.0
                 for indices in group:
                     inputs = {k: v.to(device) for k, v in collate(train, indices, pad_id, padding_side).items()}
-                    with autocast(precision, device):
-                        loss = model(**inputs).loss if loss_fn is None else loss_fn(model, inputs, indices)
                     # Weight each micro-batch by its share of the step's samples (the last may be short).
-                    (loss * (len(indices) / group_samples)).backward()
+                    loss = micro_step(model, inputs, indices, compute_loss, len(indices) / group_samples, cfg,
+                                      lambda: autocast(precision, device))
                     step_loss += loss.item() * len(indices) / group_samples
                     state.tokens += int(inputs["attention_mask"].sum())
                     state.padded_tokens += inputs["attention_mask"].numel()
@@ -156,6 +171,8 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
                 scheduler.step()
                 if method is not None:
                     method.after_step(model, state.step + 1)
+                if ema is not None:
+                    ema.update(model, state.step + 1)
                 optimizer.zero_grad(set_to_none=True)
                 elapsed = time.perf_counter() - started
                 state.step += 1
@@ -191,6 +208,8 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
             break
     if best is not None and state.best_step != state.step:
         _restore_best(model, method, best)  # early stopping: back to the best evaluation's weights
+    elif ema is not None:
+        ema.copy_to(model)  # the averaged weights are the result
     return FitResult(state=state, total_steps=total_steps)
 
 
