@@ -7,8 +7,10 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
+from tuneforge.augment.config import AugmentConfig
 from tuneforge.config.base import StrictModel
 from tuneforge.errors import did_you_mean
+from tuneforge.fewshot.config import ContrastiveConfig
 from tuneforge.methods import registry
 from tuneforge.prompting.config import PromptConfig
 
@@ -94,6 +96,10 @@ class TrainConfig(StrictModel):
     train: TrainLoopConfig = Field(default_factory=TrainLoopConfig, description="Optimisation settings.")
     prompt: PromptConfig | None = Field(None, description="A cloze prompt (template + verbalizer) for "
                                                           "`tuneforge zeroshot`; docs/PROMPTING.md.")
+    augment: AugmentConfig | None = Field(None, description="Add EDA-edited (and back-translated) copies of the "
+                                                            "training examples; docs/FEWSHOT.md.")
+    contrastive: ContrastiveConfig | None = Field(None, description="SetFit-style contrastive training of the "
+                                                                    "encoder, then a head; docs/FEWSHOT.md.")
     output_dir: Path | None = Field(None, description="Run folder; default runs/<name>-<timestamp>.")
 
     @field_validator("method", mode="before")

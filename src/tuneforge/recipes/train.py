@@ -87,7 +87,11 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
     precision = resolve_precision(loop.precision, device)
 
     splits = load_splits(cfg.data, loop.seed)
-    resolve_model(cfg.model)  # a wrong model path fails before the run folder is created
+    model_path = resolve_model(cfg.model)  # a wrong model path fails before the run folder is created
+    if cfg.augment is not None:  # before the folder exists: a bad back-translation hook fails first
+        from tuneforge.augment import augment_examples
+
+        splits.train = augment_examples(splits.train, cfg.augment, model_path, seed=loop.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_to_save = cfg.model_copy(update={"output_dir": run_dir})
     (run_dir / "config.yaml").write_text(dump_config(cfg_to_save), encoding="utf-8")
@@ -97,6 +101,10 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
                         "validation": len(splits.validation), "test": len(splits.test)},
                   precision=precision, device=str(device), environment=environment())
     try:
+        if cfg.contrastive is not None:
+            from tuneforge.fewshot.contrastive import train_contrastive
+
+            return train_contrastive(cfg, run_dir, splits, device, precision, progress)
         return _train(cfg, run_dir, splits, device, precision, resume is not None, progress, _stop_after)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
