@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench clean monitor-demo
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m tuneforge.demo
+
+# tuneforge monitor on the airline test split with a planted burst: exactly one alert (docs/MONITOR.md).
+monitor-demo: $(STAMP)
+	$(BIN)/python -m tuneforge monitor demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

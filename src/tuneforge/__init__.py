@@ -12,12 +12,14 @@ __version__ = "0.1.0"
 from tuneforge.config import TrainConfig  # noqa: E402
 from tuneforge.errors import TuneforgeError  # noqa: E402
 from tuneforge.onnx import OnnxRun  # noqa: E402
+from tuneforge.pretraining.config import PretrainConfig  # noqa: E402
 from tuneforge.recipes.compare import compare  # noqa: E402
 from tuneforge.recipes.distill import distill  # noqa: E402
+from tuneforge.recipes.pretrain import pretrain  # noqa: E402
 from tuneforge.recipes.prune import prune  # noqa: E402
 from tuneforge.recipes.train import train  # noqa: E402
 from tuneforge.recipes.zeroshot import zeroshot  # noqa: E402
 from tuneforge.run import Run, Runs, load  # noqa: E402
 
-__all__ = ["OnnxRun", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare", "distill", "load",
-           "prune", "train", "zeroshot"]
+__all__ = ["OnnxRun", "PretrainConfig", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare",
+           "distill", "load", "pretrain", "prune", "train", "zeroshot"]

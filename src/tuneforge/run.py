@@ -28,6 +28,7 @@ class Run:
     precision: str = "fp32"
     device: torch.device = torch.device("cpu")
     method: Any = None  # the Method that loaded the model (merge, disabled)
+    prompt_inputs: Any = None  # PET runs: renders texts into the template (prompting/pet.py PromptInputs)
 
     @classmethod
     def load(cls, run_dir: str | Path, *, precision: str | None = None, device: str = "cpu",
@@ -45,7 +46,8 @@ class Run:
             raise TuneforgeError(f"Run folder {run_dir.resolve()} does not exist. Give the folder that "
                                  "`tuneforge train` printed (runs/<name>-<timestamp>).")
         model_dir = run_dir / "model"
-        if (run_dir / "prompt.json").exists() and not model_dir.is_dir():
+        if (run_dir / "prompt.json").exists() and not model_dir.is_dir() \
+                and "training" not in read_json(run_dir / "prompt.json"):
             raise TuneforgeError(f"{run_dir} is a zero-shot run (tuneforge zeroshot): nothing was trained, so it "
                                  "holds no model to load. Its prompt and model are in config.yaml: point its data: "
                                  f"section at other data and run `tuneforge zeroshot {run_dir / 'config.yaml'} "
@@ -58,7 +60,12 @@ class Run:
         cfg = load_config(TrainConfig, path=run_dir / "config.yaml")
         labels = read_json(model_dir / "labels.json")
         method = build_method(cfg.method)
-        if shared is not None:
+        if cfg.prompt is not None:  # trained through a prompt (PET): its own language-model backbone
+            from tuneforge.prompting.pet import load_prompt_backbone
+
+            model = method.load(model_dir, lambda: load_prompt_backbone(cfg.model, cfg.prompt, labels,
+                                                                        cfg.data.max_length)[0])
+        elif shared is not None:
             model = method.load(model_dir, lambda: shared.backbone(labels))
         else:
             model = method.load(model_dir, lambda: load_backbone(cfg.model, labels))
@@ -71,13 +78,19 @@ class Run:
             from tuneforge.models.first_token import use_first_token_shortcut
 
             use_first_token_shortcut(model)
+        tokenizer = load_tokenizer(str(model_dir))
+        inputs = None
+        if cfg.prompt is not None:
+            from tuneforge.prompting.pet import prompt_inputs_for
+
+            inputs = prompt_inputs_for(model, tokenizer, cfg.prompt, cfg.data.max_length)
         dev = torch.device(device)
         model.to(dev)
         metrics_path = run_dir / "metrics.json"
         metrics = read_json(metrics_path) if metrics_path.exists() else {}
-        return cls(dir=run_dir, config=cfg, labels=labels, model=model, tokenizer=load_tokenizer(str(model_dir)),
+        return cls(dir=run_dir, config=cfg, labels=labels, model=model, tokenizer=tokenizer,
                    metrics=metrics, precision=resolve_precision(precision or cfg.train.precision, dev), device=dev,
-                   method=method)
+                   method=method, prompt_inputs=inputs)
 
     def export_merged(self, folder: str | Path) -> Path:
         """Write a plain Hugging Face model folder with the method folded into the weights: it loads with
@@ -100,6 +113,8 @@ class Run:
     def _encode(self, examples: Sequence[Example]):
         from tuneforge.training.batching import encode
 
+        if self.prompt_inputs is not None:
+            examples = self.prompt_inputs.render(examples)
         return encode(examples, self.tokenizer, self.labels, self.config.data.max_length)
 
     def predict_proba(self, texts: Sequence[str] | Sequence[Example], text_pairs: Sequence[str] | None = None,

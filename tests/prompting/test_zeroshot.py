@@ -114,8 +114,8 @@ def test_zeroshot_errors_in_the_users_words(cli, tiny_causal_lm, tiny_bert, tiny
     assert "no second text" in error({**cfg, "prompt": {**PROMPT, "template": "{text} {text_pair} {answer}"}})
     with pytest.raises(TuneforgeError, match="--limit 0"):
         tuneforge.zeroshot(cfg, limit=0)
-    with pytest.raises(TuneforgeError, match="tuneforge zeroshot"):
-        tuneforge.train(cfg)  # train does not read the prompt: it says so instead of ignoring it
+    with pytest.raises(TuneforgeError, match="multi_token: first"):
+        tuneforge.train(cfg)  # train reads the prompt (PET) and refuses what it cannot score in one pass
     path = tmp_path / "zs.yaml"
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     code, _, err = cli("zeroshot", path, "prompt.verbaliser.neutral=okay")

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tuneforge.apps.monitor.cli import monitor_app
 from tuneforge.errors import TuneforgeError
 
 app = typer.Typer(help="Adapt pretrained language models to your task: fine-tune, evaluate, predict.",
@@ -23,6 +24,7 @@ datasets_app = typer.Typer(help="Built-in offline datasets.", no_args_is_help=Tr
 config_app = typer.Typer(help="Recipe config schemas.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(config_app, name="config")
+app.add_typer(monitor_app, name="monitor")
 out = Console()
 err = Console(stderr=True)
 
@@ -49,6 +51,29 @@ def train(
     m = run.metrics
     out.print(f"test accuracy [bold]{m['test.accuracy']:.4f}[/], macro-F1 [bold]{m['test.macro_f1']:.4f}[/]; "
               f"{m['train.samples_per_second']:.1f} samples/s; run folder: [bold]{run.dir}[/]")
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def pretrain(
+    config: Annotated[Optional[Path], typer.Argument(help="Pretraining config (YAML); see configs/minilm-mlm.yaml "
+                                                          "and `tuneforge config show pretrain`.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. train.max_steps=100.",
+                                                             show_default=False)] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this folder.")] = None,
+    init_only: Annotated[bool, typer.Option(help="Write the model as initialised, untrained (the baseline "
+                                                 "without pretraining).")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Pretrain a masked or causal LM (from scratch or continued); write a run folder whose model/ `train` takes."""
+    from tuneforge.recipes.pretrain import pretrain as pretrain_recipe
+
+    if config is None and resume is None:
+        raise TuneforgeError("Give a config file (tuneforge pretrain configs/minilm-mlm.yaml) or --resume RUN_DIR.")
+    if config is not None and "=" in str(config) and not config.exists():
+        raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
+                             f"tuneforge pretrain CONFIG.yaml {config}")
+    run_dir = pretrain_recipe(config, list(overrides or []), resume=resume, init_only=init_only, progress=not quiet)
+    out.print(f"model folder: [bold]{run_dir / 'model'}[/] (tuneforge train CONFIG model={run_dir / 'model'})")
 
 
 def _read_input_texts(path: Path) -> list[str]:
@@ -343,7 +368,8 @@ def datasets_export(
 
 
 @config_app.command("show")
-def config_show(recipe: Annotated[str, typer.Argument(help="Recipe name: train.")] = "train") -> None:
+def config_show(recipe: Annotated[str, typer.Argument(help="Recipe name: train, pretrain, prune, distill, "
+                                                           "serve.")] = "train") -> None:
     """Every field of a recipe's config with its type, default and help."""
     from tuneforge.config.describe import describe
 

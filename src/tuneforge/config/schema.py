@@ -94,8 +94,9 @@ class TrainConfig(StrictModel):
     method: MethodUnion = Field(default_factory=lambda: registry()["full"].config(),  # type: ignore[valid-type]
                                 description="Fine-tuning method and its options (`name:` picks it).")
     train: TrainLoopConfig = Field(default_factory=TrainLoopConfig, description="Optimisation settings.")
-    prompt: PromptConfig | None = Field(None, description="A cloze prompt (template + verbalizer) for "
-                                                          "`tuneforge zeroshot`; docs/PROMPTING.md.")
+    prompt: PromptConfig | None = Field(None, description="A cloze prompt (template + verbalizer): `tuneforge "
+                                                          "zeroshot` scores with it; `tuneforge train` trains "
+                                                          "through it (PET); docs/PROMPTING.md.")
     augment: AugmentConfig | None = Field(None, description="Add EDA-edited (and back-translated) copies of the "
                                                             "training examples; docs/FEWSHOT.md.")
     contrastive: ContrastiveConfig | None = Field(None, description="SetFit-style contrastive training of the "
@@ -114,3 +115,11 @@ class TrainConfig(StrictModel):
             if name not in registry():
                 raise ValueError(f'unknown method "{name}".{did_you_mean(str(name), registry())}')
         return value
+
+    @model_validator(mode="after")
+    def _one_recipe(self) -> TrainConfig:
+        if self.prompt is not None and self.contrastive is not None:
+            raise ValueError("prompt: (PET, training through a cloze template) and contrastive: (SetFit-style "
+                             "training of a sentence encoder) are two different recipes; keep one of the two "
+                             "sections")
+        return self

@@ -32,6 +32,10 @@ def load_hf_folder(folder: Path) -> nn.Module:
         from tuneforge.compression.pruned_bert import PrunedBertForSequenceClassification
 
         return PrunedBertForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
+    from tuneforge.prompting.pet import is_prompt_folder, load_prompt_folder
+
+    if is_prompt_folder(folder):  # trained through a prompt: the language model with its verbalizer
+        return load_prompt_folder(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
     use_last_token_pooling(model)  # decoders: the pooling load_backbone installs (hooks are not saved)
     return model

@@ -13,7 +13,10 @@ from tuneforge.errors import TuneforgeError
 
 def head_parameter_names(model: nn.Module, new_parameters: set[str]) -> set[str]:
     """The task head: parameters outside the base model (``classifier``, ``score``), the pooler that
-    feeds them, and anything freshly initialised. Every method trains these."""
+    feeds them, and anything freshly initialised. Every method trains these. A prompt-trained language
+    model (prompting/pet.py) has none: its LM head, read at the verbalizer's words, is the classifier."""
+    if getattr(model, "_tuneforge_prompt_classifier", False):
+        return set()
     prefix = getattr(model, "base_model_prefix", "")
     names = set()
     for name, _ in model.named_parameters():

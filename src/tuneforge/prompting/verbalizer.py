@@ -54,10 +54,10 @@ def combine_tokens(token_logprobs: torch.Tensor, how: Combine) -> torch.Tensor:
 
 def label_scores(word_scores: torch.Tensor, word_label: list[int], n_labels: int) -> torch.Tensor:
     """(N, W) word scores -> (N, C) label scores: the best word of each label (see the module docstring)."""
-    out = torch.full((word_scores.shape[0], n_labels), float("-inf"), dtype=word_scores.dtype)
-    for word, label in enumerate(word_label):
-        out[:, label] = torch.maximum(out[:, label], word_scores[:, word])
-    return out
+    # No in-place writes: PET training (prompting/pet.py) backpropagates through this.
+    columns = [word_scores[:, [w for w, owner in enumerate(word_label) if owner == label]].amax(-1)
+               for label in range(n_labels)]
+    return torch.stack(columns, dim=-1)
 
 
 def continuation_ids(tokenizer, prompts: list[str], continuations: list[str]) -> list[list[int]]:

@@ -48,6 +48,12 @@ def export(run, folder: Path, *, format: str = "hf", merge: bool | None = None, 
 
     ``merge=None`` merges where the method can; ``merge=True`` on a method that cannot is an error.
     """
+    if getattr(run, "prompt_inputs", None) is not None:
+        # The exported graph would take token ids of the *rendered* template; OnnxRun and plain transformers
+        # classifiers know nothing of templates, so predictions would silently be wrong.
+        raise TuneforgeError(f"{run.dir} was trained through a prompt (PET): its model reads texts rendered into the "
+                             "template and answers with the verbalizer's words, which export does not carry yet. "
+                             "Serve or load the run folder itself (tuneforge serve RUN_DIR, tuneforge.load).")
     problems = []
     if format not in FORMATS:
         problems.append(f'--format "{format}": use one of {", ".join(FORMATS)}.')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -76,9 +77,6 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
         if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
             raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another "
                                  f"output_dir, or continue it with `tuneforge train --resume {run_dir}`.")
-    if cfg.prompt is not None:
-        raise TuneforgeError("This config has a prompt: section, which `tuneforge zeroshot` uses; `tuneforge train` "
-                             "does not train with prompts yet. Run `tuneforge zeroshot CONFIG`, or remove prompt:.")
     loop = cfg.train
     torch.manual_seed(loop.seed)
     if loop.num_threads:
@@ -115,7 +113,15 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
 def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: bool, progress: bool,
            stop_after: int | None) -> Run:
     loop = cfg.train
-    backbone = load_backbone(cfg.model, splits.labels)
+    if cfg.prompt is not None:  # PET: the language model classifies through the template (prompting/pet.py)
+        from tuneforge.prompting.pet import load_prompt_backbone
+
+        backbone, inputs = load_prompt_backbone(cfg.model, cfg.prompt, splits.labels, cfg.data.max_length)
+        write_json(run_dir / "prompt.json", {**inputs.scorer.describe(), "training": "pet"})
+        splits = dataclasses.replace(splits, **{name: inputs.render(getattr(splits, name))
+                                                for name in ("train", "validation", "test")})
+    else:
+        backbone = load_backbone(cfg.model, splits.labels)
     tokenizer = backbone.tokenizer
     if loop.fast_dropout:
         use_training_attention(backbone.model)

@@ -1,0 +1,1 @@
+"""Applications built on tuneforge's training, prediction and service code (one folder each)."""

@@ -1,0 +1,65 @@
+"""One incoming item, checked at the boundary: ``{"id", "time", "text", "source"?, "topic"?}``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from tuneforge.errors import TuneforgeError
+
+FIELDS = ("id", "time", "text", "source", "topic")
+
+
+def parse_time(value: Any) -> datetime:
+    """ISO 8601 (``2015-02-24T11:35:52Z``, with or without an offset) or Unix seconds; naive UTC."""
+    if isinstance(value, bool):
+        raise ValueError("time must be an ISO 8601 string or Unix seconds, not true/false")
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(float(value), timezone.utc).replace(tzinfo=None)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("time must be an ISO 8601 string (2015-02-24T11:35:52Z) or Unix seconds")
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f'time "{value[:40]}" is not ISO 8601; write e.g. 2015-02-24T11:35:52Z') from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def check_item(raw: Any) -> dict[str, Any]:
+    """The row to store, or ValueError naming the field and the fix."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"an item must be a JSON object with id, time, text (and source, topic), not "
+                         f"{type(raw).__name__}")
+    unknown = sorted(set(raw) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}; an item has {', '.join(FIELDS)}")
+    missing = [f for f in ("id", "time", "text") if raw.get(f) in (None, "")]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}; every item needs id, time and text")
+    item_id = raw["id"]
+    if isinstance(item_id, bool) or not isinstance(item_id, (str, int)) or len(str(item_id)) > 200:
+        raise ValueError("id must be a string or an integer of at most 200 characters")
+    if not isinstance(raw["text"], str):
+        raise ValueError("text must be a string")
+    for field in ("source", "topic"):
+        if raw.get(field) is not None and (not isinstance(raw[field], str) or len(raw[field]) > 100):
+            raise ValueError(f"{field} must be a string of at most 100 characters")
+    return {"id": str(item_id), "time": parse_time(raw["time"]), "text": raw["text"],
+            "source": raw.get("source") or "unknown", "topic": raw.get("topic") or None}
+
+
+def check_items(raws: list[Any], where: str = "item") -> list[dict[str, Any]]:
+    """Every item checked; all problems reported at once."""
+    rows, problems = [], []
+    for i, raw in enumerate(raws):
+        try:
+            rows.append(check_item(raw))
+        except ValueError as exc:
+            problems.append(f"{where} {i}: {exc}")
+    if problems:
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise TuneforgeError(f"{len(problems)} of {len(raws)} items cannot be stored; nothing was stored{more}:",
+                             problems[:10])
+    return rows

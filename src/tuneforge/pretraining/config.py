@@ -1,0 +1,97 @@
+"""The pretraining recipe's config: ``tuneforge config show pretrain``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from tuneforge.config.base import StrictModel
+from tuneforge.config.schema import TrainLoopConfig
+
+
+class CorpusConfig(StrictModel):
+    sources: list[str] = Field(description="Built-in corpora (peoples-daily, chinese-reviews-train, airline-train, "
+                                           "gensim-wiki, lee-news; docs/PRETRAINING.md) and/or files: .txt (one "
+                                           "document per line) or .jsonl (the text_column key).")
+    text_column: str = Field("text", description="Key holding the text in .jsonl files.")
+    heldout: float = Field(0.02, gt=0, lt=0.5, description="Share of the documents held out (a fixed slice, the "
+                                                           "same for every seed) for perplexity / masked accuracy.")
+    max_documents: int | None = Field(None, gt=0, description="Use at most this many documents (after shuffling "
+                                                              "with the fixed split seed).")
+    max_heldout: int = Field(1000, ge=1, description="Evaluate on at most this many held-out documents.")
+
+    @field_validator("sources")
+    @classmethod
+    def _some(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one corpus: a built-in name or a .txt / .jsonl file")
+        return value
+
+
+class TokenizerConfig(StrictModel):
+    kind: Literal["wordpiece", "bpe", "char"] = Field(
+        "wordpiece", description="From scratch: a tokenizer trained on the corpus. wordpiece (BERT), bpe (byte-"
+                                 "level, GPT/Llama), char (one token per character; Chinese).")
+    vocab_size: int = Field(8000, ge=50, description="Largest vocabulary (char: the most frequent characters).")
+    min_frequency: int = Field(2, ge=1, description="Ignore pieces / characters seen fewer times.")
+    lowercase: bool = Field(True, description="Lower-case text first (wordpiece and char).")
+
+
+class ArchitectureConfig(StrictModel):
+    layers: int = Field(4, ge=1, description="Transformer layers.")
+    hidden_size: int = Field(256, ge=8, description="Hidden size.")
+    heads: int = Field(4, ge=1, description="Attention heads (hidden_size must divide by it).")
+    intermediate_size: int | None = Field(None, ge=8, description="Feed-forward size; default 4 x hidden_size.")
+    max_position: int = Field(512, ge=8, description="Longest input the model can take (position embeddings).")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Hidden and attention dropout.")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ArchitectureConfig:
+        if self.hidden_size % self.heads:
+            raise ValueError(f"hidden_size {self.hidden_size} must be divisible by heads {self.heads}")
+        return self
+
+
+class MaskingConfig(StrictModel):
+    probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens chosen for prediction (BERT: 0.15).")
+    whole_word: bool = Field(False, description="Choose whole words, all their tokens together (Chinese: the "
+                                                "corpus' word segmentation where it has one).")
+
+
+class PretrainConfig(StrictModel):
+    """Pretrain or continue pretraining a language model: ``tuneforge pretrain CONFIG.yaml``."""
+
+    name: str = Field("pretrain", min_length=1, description="Run name; the folder is runs/<name>-<timestamp>.")
+    objective: Literal["mlm", "clm"] = Field("mlm", description="mlm: masked LM (BERT, 80/10/10); clm: causal LM "
+                                                                "(next token, sequences packed into blocks).")
+    model: str | None = Field(None, description="Continue from this model (alias, folder, hub name): domain-"
+                                                "adaptive pretraining. Empty: from scratch (tokenizer: and "
+                                                "architecture: apply).")
+    corpus: CorpusConfig = Field(description="The texts.")
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig, description="From scratch only.")
+    architecture: ArchitectureConfig = Field(default_factory=ArchitectureConfig, description="From scratch only: "
+                                             "a BERT (mlm) or Llama (clm) of this size.")
+    masking: MaskingConfig = Field(default_factory=MaskingConfig, description="mlm only.")
+    max_length: int = Field(128, ge=8, description="mlm: truncate documents to this many tokens; clm: block size "
+                                                   "of the packed sequences.")
+    train: TrainLoopConfig = Field(default_factory=TrainLoopConfig, description="Optimisation settings, as in "
+                                   "tuneforge train (metric: loss or accuracy, the held-out masked-token accuracy).")
+    output_dir: Path | None = Field(None, description="Run folder; default runs/<name>-<timestamp>.")
+
+    @model_validator(mode="after")
+    def _check(self) -> PretrainConfig:
+        given = self.train.model_fields_set
+        if self.train.first_token_shortcut and "first_token_shortcut" in given:
+            raise ValueError("train.first_token_shortcut keeps only [CLS] in the last layer; a language model "
+                             "predicts every position: remove it")
+        if self.train.metric == "macro_f1" and "metric" in given:
+            raise ValueError("train.metric: macro_f1 is a classification metric; use loss or accuracy")
+        # Defaults of tuneforge train that mean nothing for a language model.
+        self.train.first_token_shortcut = False
+        if self.train.metric == "macro_f1":
+            self.train.metric = "loss"
+        if self.objective == "clm" and self.masking.whole_word:
+            raise ValueError("masking.whole_word applies to objective: mlm only")
+        return self

@@ -1,0 +1,185 @@
+"""The pretraining recipe: corpus, tokenizer, model, fit, evaluate, save. ``tuneforge pretrain CONFIG.yaml``.
+
+    runs/<name>-<timestamp>/
+        config.yaml, run.json, log.jsonl, loss.png, checkpoints/ (while running)
+        metrics.json   held-out loss, perplexity and accuracy before and after, tokens/s, seconds, sizes
+        model/         a Hugging Face folder (weights, config, fast tokenizer): `tuneforge train model=RUN/model`
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.markup import escape
+
+from tuneforge.config import dump_config, load_config
+from tuneforge.errors import TuneforgeError
+from tuneforge.evaluation.plots import plot_loss
+from tuneforge.models.attention import restore_attention, use_training_attention
+from tuneforge.models.backbones import load_tokenizer, resolve_model
+from tuneforge.models.precision import resolve_precision
+from tuneforge.pretraining.config import PretrainConfig
+from tuneforge.pretraining.corpora import load_corpus, split_heldout
+from tuneforge.pretraining.data import LMData, clm_blocks, mlm_examples
+from tuneforge.pretraining.model import load_lm, new_model
+from tuneforge.pretraining.objectives import clm_loss_fn, evaluate_lm, mlm_loss_fn
+from tuneforge.pretraining.tokenizer import train_tokenizer
+from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, update_status, write_json
+from tuneforge.recipes.train import resolve_device
+from tuneforge.training.checkpoint import write_atomic_folder
+from tuneforge.training.fast_dropout import use_fast_dropout
+from tuneforge.training.loop import fit
+
+console = Console(stderr=True)
+
+
+def as_pretrain_config(config: PretrainConfig | dict | str | Path, overrides: list[str] | None = None
+                       ) -> PretrainConfig:
+    if isinstance(config, PretrainConfig):
+        config = config.model_dump()
+    if isinstance(config, dict):
+        return load_config(PretrainConfig, data=config, overrides=overrides)
+    return load_config(PretrainConfig, path=config, overrides=overrides)
+
+
+def pretrain(config: PretrainConfig | dict | str | Path, overrides: list[str] | None = None, *,
+             resume: str | Path | None = None, init_only: bool = False, progress: bool = True,
+             _stop_after: int | None = None) -> Path:
+    """Pretrain (or continue pretraining) a language model; return the run folder (its ``model/`` is a Hugging
+    Face folder that ``tuneforge train`` takes as ``model:``).
+
+    ``init_only`` writes the model as initialised, untrained (from scratch: random weights with the trained
+    tokenizer): the baseline that shows what pretraining adds. ``resume`` continues an interrupted run.
+    """
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.yaml").exists():
+            raise TuneforgeError(f"--resume {run_dir}: no config.yaml there, so it is not a tuneforge run folder.")
+        if (run_dir / "model").is_dir():
+            raise TuneforgeError(f"--resume {run_dir}: this run already finished (its model/ folder exists).")
+        cfg = load_config(PretrainConfig, path=run_dir / "config.yaml", overrides=overrides)
+    else:
+        cfg = as_pretrain_config(config, overrides)
+        run_dir = new_run_dir(cfg.name, cfg.output_dir)
+        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another "
+                                 f"output_dir, or continue it with `tuneforge pretrain --resume {run_dir}`.")
+    loop = cfg.train
+    torch.manual_seed(loop.seed)
+    if loop.num_threads:
+        torch.set_num_threads(loop.num_threads)
+    device = resolve_device(loop.device)
+    precision = resolve_precision(loop.precision, device)
+    base = resolve_model(cfg.model) if cfg.model is not None else None  # a wrong path fails before the folder
+
+    started = time.perf_counter()
+    docs = load_corpus(cfg.corpus.sources, cfg.corpus.text_column)
+    train_docs, held_docs = split_heldout(docs, cfg.corpus.heldout, cfg.corpus.max_documents)
+    held_docs = held_docs[:cfg.corpus.max_heldout]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_config(cfg.model_copy(update={"output_dir": run_dir})),
+                                         encoding="utf-8")
+    update_status(run_dir, status="running", name=cfg.name, recipe="pretrain",
+                  started=time.strftime("%Y-%m-%dT%H:%M:%S"), precision=precision, device=str(device),
+                  corpus={"sources": cfg.corpus.sources, "train_documents": len(train_docs),
+                          "heldout_documents": len(held_docs)}, environment=environment())
+    try:
+        return _pretrain(cfg, run_dir, base, train_docs, held_docs, device, precision, resume is not None, init_only,
+                         progress, _stop_after, started)
+    except BaseException as exc:
+        update_status(run_dir, status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                      error=str(exc)[:2000])
+        raise
+
+
+def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, held_docs, device, precision,
+              resume: bool, init_only: bool, progress: bool, stop_after: int | None, started: float) -> Path:
+    loop = cfg.train
+    if base is None:
+        # From scratch: the tokenizer is trained on the training documents only (never on the held-out slice),
+        # and saved in the run folder so that a resumed run uses the very same vocabulary.
+        saved = run_dir / "tokenizer"
+        if resume and saved.is_dir():
+            tokenizer = load_tokenizer(str(saved))
+        else:
+            tokenizer = train_tokenizer([d.text for d in train_docs], cfg.tokenizer)
+            write_atomic_folder(saved, tokenizer.save_pretrained)
+        model, new_params = new_model(cfg, tokenizer), ["(all: from scratch)"]
+        source = f"a new {'BERT' if cfg.objective == 'mlm' else 'Llama'} (from scratch)"
+    else:
+        tokenizer = load_tokenizer(base)
+        model, new_params = load_lm(base, cfg.objective)
+        source = base
+    if cfg.objective == "mlm" and tokenizer.mask_token_id is None:
+        raise TuneforgeError(f"objective: mlm needs a tokenizer with a mask token; {source} has none. Use "
+                             "objective: clm for a decoder.")
+
+    build = mlm_examples if cfg.objective == "mlm" else clm_blocks
+    train_data: LMData = build(train_docs, tokenizer, cfg.max_length)
+    held_data: LMData = build(held_docs, tokenizer, cfg.max_length)
+    n_params = sum(p.numel() for p in model.parameters())
+    console.print(f"[bold]{escape(cfg.name)}[/]: {cfg.objective} on {escape(source)}, {n_params:,} parameters, "
+                  f"vocabulary {len(tokenizer):,}; {len(train_data):,} training sequences "
+                  f"({sum(train_data.encoded.lengths()):,} tokens), {len(held_data):,} held out; precision {precision}")
+    whole_word = cfg.objective == "mlm" and cfg.masking.whole_word
+
+    def evaluate() -> dict[str, float]:
+        return evaluate_lm(model, held_data, tokenizer, cfg.objective, precision=precision, device=device,
+                           batch_size=max(64, loop.batch_size), probability=cfg.masking.probability,
+                           whole_word=whole_word, seed=loop.seed)
+
+    model.to(device)
+    before = evaluate()
+    if loop.fast_dropout:
+        use_training_attention(model)
+        use_fast_dropout(model)
+    state = None
+    if not init_only:
+        loss_fn = mlm_loss_fn(train_data, tokenizer, cfg.masking.probability, whole_word) \
+            if cfg.objective == "mlm" else clm_loss_fn
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        result = fit(model, train_data.encoded, loop, run_dir=run_dir, precision=precision, device=device,
+                     pad_id=pad_id, evaluate=evaluate, resume=resume, progress=progress, stop_after=stop_after,
+                     loss_fn=loss_fn)
+        state = result.state
+    after = evaluate() if state is not None else before
+
+    seconds = state.seconds if state else 0.0
+    metrics = flatten("", {
+        "objective": cfg.objective, "parameters": n_params, "vocab_size": len(tokenizer),
+        "new_parameters": new_params[:20],
+        "corpus": {"train_documents": len(train_docs), "train_sequences": len(train_data),
+                   "train_tokens": sum(train_data.encoded.lengths()), "heldout_documents": len(held_docs),
+                   "heldout_sequences": len(held_data)},
+        "train": {"steps": state.step if state else 0, "seconds": seconds, "tokens": state.tokens if state else 0,
+                  "tokens_per_second": state.tokens / max(seconds, 1e-9) if state else 0.0,
+                  "samples_per_second": state.samples / max(seconds, 1e-9) if state else 0.0,
+                  "precision": precision, "init_only": init_only},
+        "before": before, "heldout": after,
+        "wall_seconds": time.perf_counter() - started,
+    })
+    write_json(run_dir / "metrics.json", metrics)
+    log_path = run_dir / "log.jsonl"
+    records = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines()] \
+        if log_path.exists() else []
+    plot_loss([r for r in records if r.get("type") == "train"], state.evals if state else [], run_dir / "loss.png",
+              loop.metric)
+
+    def write_model(folder: Path) -> None:
+        restore_attention(model)
+        model.to("cpu").save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    write_atomic_folder(run_dir / "model", write_model)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    update_status(run_dir, status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    what = "masked-token accuracy" if cfg.objective == "mlm" else "next-token accuracy"
+    console.print(f"held-out {what} {before['accuracy']:.4f} -> {after['accuracy']:.4f}, perplexity "
+                  f"{before['perplexity']:.1f} -> {after['perplexity']:.1f}; {metrics['train.tokens_per_second']:.0f} "
+                  f"tokens/s; model folder: {escape(str(run_dir / 'model'))}")
+    return run_dir
