@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 from tuneforge.config import TrainConfig  # noqa: E402
 from tuneforge.errors import TuneforgeError  # noqa: E402
+from tuneforge.fewshot.protocol import FewShotResult, fewshot  # noqa: E402
 from tuneforge.onnx import OnnxRun  # noqa: E402
 from tuneforge.pretraining.config import PretrainConfig  # noqa: E402
 from tuneforge.recipes.compare import compare  # noqa: E402
@@ -21,5 +22,5 @@ from tuneforge.recipes.train import train  # noqa: E402
 from tuneforge.recipes.zeroshot import zeroshot  # noqa: E402
 from tuneforge.run import Run, Runs, load  # noqa: E402
 
-__all__ = ["OnnxRun", "PretrainConfig", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare",
-           "distill", "load", "pretrain", "prune", "train", "zeroshot"]
+__all__ = ["FewShotResult", "OnnxRun", "PretrainConfig", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__",
+           "compare", "distill", "fewshot", "load", "pretrain", "prune", "train", "zeroshot"]
