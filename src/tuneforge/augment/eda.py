@@ -7,7 +7,8 @@ Four operations on a text of n words, each changing about ``alpha * n`` words (a
 - swap:    swap two random words, that many times;
 - delete:  delete each word with probability ``alpha`` (never all of them).
 
-Synonyms come from any object with ``get(word) -> list[str]`` (augment/synonyms.py).
+Synonyms come from any object with ``get(word) -> list[str]`` (augment/synonyms.py); stop words
+(``STOP_WORDS``) are never looked up, whatever the source.
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from typing import Protocol
+
+# Never replaced by a synonym nor used as the source of an inserted one: function words carry no content,
+# and their embedding neighbours are other function words ("not" ~ "never" would flip a sentiment).
+STOP_WORDS = frozenset("""a an the and or but if of at by for with about to from in on into over under up down out
+off again then once here there when where why how all any both each few more most other some such no nor not only
+own same so than too very can will just don should now is are was were be been being have has had do does did i me
+my we our you your he him his she her it its they them their what which who whom this that these those am""".split())
 
 
 class Synonyms(Protocol):
@@ -81,7 +89,7 @@ class _Stripped:
 
     def get(self, word: str) -> list[str]:
         core = word.strip(".,!?;:\"'()")
-        if not core:
+        if not core or core.lower() in STOP_WORDS:
             return []
         start = word.find(core)
         return [word[:start] + s + word[start + len(core):] for s in self.synonyms.get(core)]

@@ -14,10 +14,7 @@ from functools import lru_cache
 
 import torch
 
-STOP_WORDS = frozenset("""a an the and or but if of at by for with about to from in on into over under up down out
-off again then once here there when where why how all any both each few more most other some such no nor not only
-own same so than too very can will just don should now is are was were be been being have has had do does did i me
-my we our you your he him his she her it its they them their what which who whom this that these those am""".split())
+from tuneforge.augment.eda import STOP_WORDS
 
 
 class EmbeddingSynonyms:
