@@ -61,7 +61,8 @@ def test_predict_and_eval_from_the_cli(run, tiny_data, monkeypatch, capsys):
 
     from tuneforge.cli.main import main
 
-    monkeypatch.setattr(sys, "argv", ["tuneforge", "eval", str(run.dir), str(tiny_data["test"]), "--output", str(run.dir / "eval-test.json")])
+    monkeypatch.setattr(sys, "argv", ["tuneforge", "eval", str(run.dir), str(tiny_data["test"]),
+                                      "--output", str(run.dir / "eval-test.json")])
     with pytest.raises(SystemExit) as info:
         main()
     assert (info.value.code or 0) == 0
