@@ -81,6 +81,7 @@ def test_summary_is_mean_and_std_of_the_seeds(two_seeds):
     assert report["summary"]["accuracy"]["mean"] == pytest.approx(statistics.fmean(accs))
     assert report["summary"]["accuracy"]["std"] == pytest.approx(statistics.stdev(accs))
     assert "mean ± std" in (two_seeds / "summary.md").read_text()
+    assert (two_seeds / "seeds.png").stat().st_size > 1000
 
 
 def test_ensemble_averages_the_seeds_probabilities(two_seeds, tiny_data):

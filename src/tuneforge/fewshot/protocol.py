@@ -15,6 +15,7 @@ large validation set; nothing is selected on it unless early stopping is configu
         config.yaml        the config as given (resolved)
         fewshot.json       shots, seeds, per-seed metrics and wall time, mean and std, ensemble
         summary.md         the same as a table
+        seeds.png          each seed's test accuracy and macro-F1, the means, the ensemble
         data/test.jsonl    the whole test split
         data/seed-<s>.jsonl  the K-shot sample of seed s, with "id" = the example's index in the training split
         seed-<s>/          an ordinary run folder (tuneforge predict / eval / tuneforge.load)
@@ -105,6 +106,9 @@ def fewshot(config: TrainConfig | dict | str | Path, overrides: list[str] | None
                                        "test_examples": len(splits.test), "train_split_examples": len(splits.train),
                                        "per_seed": rows, "summary": summary, "ensemble": ensembled})
     write_atomic_text(root / "summary.md", _markdown(cfg.name, shots, rows, summary, ensembled))
+    from tuneforge.evaluation.plots import plot_seeds
+
+    plot_seeds(rows, root / "seeds.png", f"{cfg.name}: {shots} per class, {len(rows)} seeds", ensembled)
     console.print(f"few-shot folder: {escape(str(root))}")
     return result
 
