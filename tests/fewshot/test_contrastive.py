@@ -119,3 +119,16 @@ def test_unknown_contrastive_key_names_the_closest(make_tiny_config, tmp_path):
     cfg = contrastive_config(make_tiny_config, tmp_path / "run")
     with pytest.raises(TuneforgeError, match="iterations"):
         load_config(TrainConfig, data=cfg, overrides=["contrastive.iteration=3"])
+
+
+def test_export_is_refused_with_a_clear_error(run, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from tuneforge.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["tuneforge", "export", str(run.dir), str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as info:
+        main()
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "mean-pooled" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
