@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=pathlib.Path, default=None, help="Keep the run folders here (default: temp).")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--merge", type=pathlib.Path, action="append", default=[],
+                        help="Add the results.json of another run of this script to the table (same seeds).")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -97,7 +99,7 @@ def main() -> None:
     overrides = list(args.overrides) + [f"train.num_threads={args.threads}"]
     cfg = load_config(TrainConfig, path=args.config, overrides=overrides)
     model_path = resolve_model(cfg.model)
-    shots_list = [int(s) for s in args.shots.split(",")]
+    shots_list = [int(s) for s in args.shots.split(",") if s]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     out = args.out or pathlib.Path(tempfile.mkdtemp(prefix="fewshot-vs-setfit-"))
     print(f"backbone {model_path}; config {args.config.name} {' '.join(args.overrides)}; shots {shots_list}; "
@@ -120,12 +122,15 @@ def main() -> None:
                     row[system] = run_setfit(model_path, sample["train"], sample["test"], sample["labels"], seed,
                                              folder)
                 results[shots][system].append(row[system])
+            (out / "results.json").write_text(json.dumps(results, indent=1))  # kept if the run is cut short
             t, s = row["tuneforge"], row["setfit"]
             print(f"{shots}-shot seed {seed}: tuneforge {t['accuracy']:.4f} ({t['wall_seconds']:.1f} s), setfit "
                   f"{s['accuracy']:.4f} ({s['wall_seconds']:.1f} s); load {os.getloadavg()[0]:.1f}", flush=True)
+    for path in args.merge:  # results.json of other invocations (e.g. another K run in parallel)
+        results |= {int(k): v for k, v in json.loads(path.read_text()).items()}
+    results = dict(sorted(results.items()))
     table = markdown(results, seeds, args)
     print(table)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
     if args.write_docs:
         write_docs(ROOT / "docs" / "BENCHMARKS.md", table, MARKERS)
         write_docs(ROOT / "docs" / "FEWSHOT.md", table, MARKERS)
@@ -149,9 +154,7 @@ def write_sample(config: pathlib.Path, overrides: list[str], shots: int, seed: i
 
 
 def markdown(results: dict, seeds: list[int], args: argparse.Namespace) -> str:
-    command = "PYTHONPATH=src HF_HUB_OFFLINE=1 python bench/fewshot_vs_setfit.py " + " ".join(
-        [f"--shots {args.shots}", f"--seeds {args.seeds}", f"--first-seed {args.first_seed}"]
-        + [f"--set {o}" for o in args.overrides] + (["--write-docs"] if args.write_docs else []))
+    command = "PYTHONPATH=src HF_HUB_OFFLINE=1 python bench/fewshot_vs_setfit.py " + " ".join(sys.argv[1:])
     lines = [MARKERS[0], "### Contrastive few-shot: tuneforge vs setfit (airline-sentiment, MiniLM)", "",
              f"`{command}`", "",
              f"Seeds {seeds[0]}-{seeds[-1]}, whole test split (2,000 tweets), {args.threads} torch thread per "
