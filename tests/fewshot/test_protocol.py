@@ -8,6 +8,7 @@ import json
 import statistics
 import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +131,23 @@ def test_bad_input(make_tiny_config, tmp_path, monkeypatch, capsys):
 def test_help(monkeypatch, capsys):
     code, io = cli(monkeypatch, capsys, "fewshot", "--help")
     assert code == 0 and "--shots" in io.out and "--ensemble" in io.out
+
+
+def test_pet_prompt_config(make_tiny_config, tmp_path):
+    """A PET config through the protocol: each seed's run trains through the template and reloads."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "prompting"))  # the tiny masked LM of the PET tests
+    from tiny_lms import build_tiny_mlm
+
+    cfg = make_tiny_config(tmp_path / "unused")
+    cfg.pop("output_dir")
+    cfg["model"] = str(build_tiny_mlm(tmp_path / "mlm"))
+    cfg["prompt"] = {"template": "{text}. it was {answer}.", "verbalizer": {"negative": "bad", "neutral": "okay",
+                                                                          "positive": "good"}}
+    result = tuneforge.fewshot(cfg, ["train.epochs=1"], shots=2, seeds=2, output_dir=tmp_path / "out",
+                               progress=False)
+    assert len(result.seeds) == 2
+    for row, folder in zip(result.seeds, result.runs):
+        assert json.loads((folder / "prompt.json").read_text())["training"] == "pet"
+        run = tuneforge.load(folder)
+        test = read_examples(result.dir / "data" / "test.jsonl")
+        assert run.evaluate(test)["accuracy"] == pytest.approx(row["accuracy"])
