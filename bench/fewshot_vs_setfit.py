@@ -175,8 +175,8 @@ def markdown(results: dict, seeds: list[int], args: argparse.Namespace) -> str:
             done = f"{seeds[0]}-{seeds[n - 1]}" if n > 1 else str(seeds[0])
             cpu = (f"{summarise(by_system[system], 'cpu_seconds')[0]:.1f}"
                    if all("cpu_seconds" in r for r in by_system[system]) else "not recorded")
-            lines.append(f"| {shots} | {system} | {done} | {acc[0]:.4f} ± {acc[1]:.4f} | {f1[0]:.4f} ± {f1[1]:.4f} | "
-                         f"{wall[0]:.1f} | {cpu} |")
+            pm = (lambda m: f"{m[0]:.4f} ± {m[1]:.4f}") if n > 1 else (lambda m: f"{m[0]:.4f} (one seed)")
+            lines.append(f"| {shots} | {system} | {done} | {pm(acc)} | {pm(f1)} | {wall[0]:.1f} | {cpu} |")
         diff_acc = summarise(by_system["tuneforge"], "accuracy")[0] - summarise(by_system["setfit"], "accuracy")[0]
         diff_wall = summarise(by_system["tuneforge"], "wall_seconds")[0] - summarise(by_system["setfit"],
                                                                                       "wall_seconds")[0]
