@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 from tuneforge.config import TrainConfig  # noqa: E402
 from tuneforge.errors import TuneforgeError  # noqa: E402
 from tuneforge.explain import explain  # noqa: E402
+from tuneforge.fewshot.protocol import FewShotResult, fewshot  # noqa: E402
 from tuneforge.onnx import OnnxRun  # noqa: E402
 from tuneforge.pretraining.config import PretrainConfig  # noqa: E402
 from tuneforge.recipes.compare import compare  # noqa: E402
@@ -27,6 +28,6 @@ from tuneforge.tasks.token_classification.files import read_token_examples  # no
 from tuneforge.tasks.token_classification.run import TokenRun  # noqa: E402
 from tuneforge.tune import tune  # noqa: E402
 
-__all__ = ["Ensemble", "OnnxRun", "PretrainConfig", "Run", "Runs", "TokenRun", "TrainConfig", "TuneforgeError",
-           "__version__", "compare", "distill", "ensemble", "explain", "load", "lr_find", "pretrain", "prune",
-           "read_token_examples", "train", "tune", "zeroshot"]
+__all__ = ["Ensemble", "FewShotResult", "OnnxRun", "PretrainConfig", "Run", "Runs", "TokenRun", "TrainConfig",
+           "TuneforgeError", "__version__", "compare", "distill", "ensemble", "explain", "fewshot", "load", "lr_find",
+           "pretrain", "prune", "read_token_examples", "train", "tune", "zeroshot"]

@@ -71,7 +71,11 @@ class Run:
         else:
             model = method.load(model_dir, lambda: load_backbone(cfg.model, labels, cfg.task))
         model.eval()
-        if cfg.train.first_token_shortcut:
+        if cfg.contrastive is not None:  # a contrastive run's head reads the mean-pooled embedding
+            from tuneforge.fewshot.pooling import use_mean_pooling
+
+            use_mean_pooling(model, cfg.contrastive.normalize)
+        elif cfg.train.first_token_shortcut:
             from tuneforge.models.first_token import use_first_token_shortcut
 
             use_first_token_shortcut(model)

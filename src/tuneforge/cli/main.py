@@ -328,6 +328,34 @@ def zeroshot(
     err.print(f"{m['zeroshot.texts_per_second']:.1f} texts/s; run folder: {result.dir}")
 
 
+@app.command(context_settings={"allow_extra_args": False})
+def fewshot(
+    config: Annotated[Path, typer.Argument(help="Any training config (YAML): a method, a prompt: (PET) or a "
+                                                "contrastive: section (configs/airline-fewshot.yaml).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. "
+                                                                  "contrastive.iterations=10.", show_default=False)]
+    = None,
+    shots: Annotated[int, typer.Option(help="Examples per class drawn from the training split for each seed.")] = 8,
+    seeds: Annotated[int, typer.Option(help="How many seeds (train.seed, train.seed+1, ...): one sample and one "
+                                            "run each.")] = 5,
+    ensemble: Annotated[bool, typer.Option(help="Also score the average of the seeds' predicted probabilities.")]
+    = False,
+    output_dir: Annotated[Optional[Path], typer.Option(help="Folder to write; default runs/<name>-<K>shot-<time>.")]
+    = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """The k-shot protocol: K examples per class, one run per seed, tested on the whole test split; mean ± std."""
+    from tuneforge.fewshot.protocol import fewshot as fewshot_recipe
+
+    if "=" in str(config) and not config.exists():
+        raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
+                             f"tuneforge fewshot CONFIG.yaml {config}")
+    result = fewshot_recipe(config, list(overrides or []), shots=shots, seeds=seeds, ensemble=ensemble,
+                            output_dir=output_dir, progress=not quiet)
+    sys.stdout.write(result.markdown)
+    err.print(f"few-shot folder: {result.dir} (fewshot.json, summary.md, one run folder per seed)")
+
+
 @app.command()
 def compare(
     config: Annotated[Path, typer.Argument(help="Training config (YAML): data, model, budget for every method.")],

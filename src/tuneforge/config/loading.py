@@ -180,7 +180,8 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
             msg = msg[0].lower() + msg[1:]
             if not msg.endswith((".", "?")):
                 msg += "."
-            problems.append(f'{where}"{dotted}" = {shown}: {msg}')
+            # A check over the whole config (e.g. two sections that exclude each other) has no key to name.
+            problems.append(f'{where}"{dotted}" = {shown}: {msg}' if dotted else f"{where}{msg}")
     return TuneforgeError(f"{source}: the config has {len(problems)} problem(s); fix them and run again:",
                           problems)
 

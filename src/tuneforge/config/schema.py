@@ -7,9 +7,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
+from tuneforge.augment.config import AugmentConfig
 from tuneforge.config.base import StrictModel
 from tuneforge.config.regularization import AdversarialConfig, DropoutConfig
 from tuneforge.errors import did_you_mean
+from tuneforge.fewshot.config import ContrastiveConfig
 from tuneforge.methods import registry
 from tuneforge.prompting.config import PromptConfig
 from tuneforge.tracking.config import TrackingConfig
@@ -116,6 +118,10 @@ class TrainConfig(StrictModel):
                                                           "train` ignores it. docs/TRAINING.md.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Also send metrics, config "
                                      "and artifacts to TensorBoard and/or MLflow (docs/TRAINING.md).")
+    augment: AugmentConfig | None = Field(None, description="Add EDA-edited (and back-translated) copies of the "
+                                                            "training examples; docs/FEWSHOT.md.")
+    contrastive: ContrastiveConfig | None = Field(None, description="SetFit-style contrastive training of the "
+                                                                    "encoder, then a head; docs/FEWSHOT.md.")
     output_dir: Path | None = Field(None, description="Run folder; default runs/<name>-<timestamp>.")
 
     @field_validator("method", mode="before")
@@ -130,3 +136,11 @@ class TrainConfig(StrictModel):
             if name not in registry():
                 raise ValueError(f'unknown method "{name}".{did_you_mean(str(name), registry())}')
         return value
+
+    @model_validator(mode="after")
+    def _one_recipe(self) -> TrainConfig:
+        if self.prompt is not None and self.contrastive is not None:
+            raise ValueError("prompt: (PET, training through a cloze template) and contrastive: (SetFit-style "
+                             "training of a sentence encoder) are two different recipes; keep one of the two "
+                             "sections")
+        return self

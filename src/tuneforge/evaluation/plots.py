@@ -95,3 +95,26 @@ def plot_members(names: Sequence[str], scores: dict[str, Sequence[float]], path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_seeds(rows: Sequence[dict], path: Path, title: str, ensemble: dict | None = None) -> None:
+    """Few-shot runs: test accuracy and macro-F1 of each seed, their means, and the ensemble if any."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for k, (metric, color) in enumerate((("accuracy", "tab:blue"), ("macro_f1", "tab:orange"))):
+        values = [r[metric] for r in rows]
+        ax.scatter([k] * len(values), values, color=color, alpha=0.7, zorder=3)
+        for r in rows:
+            ax.annotate(str(r["seed"]), (k, r[metric]), xytext=(6, 0), textcoords="offset points", fontsize=7)
+        mean = sum(values) / len(values)
+        ax.hlines(mean, k - 0.25, k + 0.25, color=color, label=f"mean {metric} {mean:.3f}")
+        if ensemble:
+            ax.scatter([k + 0.3], [ensemble[metric]], marker="*", s=120, color=color, zorder=3,
+                       label=f"ensemble {metric} {ensemble[metric]:.3f}")
+    ax.set_xticks([0, 1], ["test accuracy", "test macro-F1"])
+    ax.set_xlim(-0.6, 1.9)
+    ax.set_ylabel("score (each dot one seed)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -54,6 +54,12 @@ def export(run, folder: Path, *, format: str = "hf", merge: bool | None = None, 
         raise TuneforgeError(f"{run.dir} was trained through a prompt (PET): its model reads texts rendered into the "
                              "template and answers with the verbalizer's words, which export does not carry yet. "
                              "Serve or load the run folder itself (tuneforge serve RUN_DIR, tuneforge.load).")
+    if getattr(run.config, "contrastive", None) is not None:
+        # Its head reads the mean-pooled embedding through hooks (fewshot/pooling.py); a plain transformers
+        # folder or ONNX graph would feed the [CLS] pooler to the head instead and predict something else.
+        raise TuneforgeError(f"{run.dir} was trained with contrastive: (SetFit-style): its head reads mean-pooled "
+                             "embeddings, which an exported model does not carry yet. Serve or load the run "
+                             "folder itself (tuneforge serve RUN_DIR, tuneforge predict RUN_DIR, tuneforge.load).")
     problems = []
     if format not in FORMATS:
         problems.append(f'--format "{format}": use one of {", ".join(FORMATS)}.')

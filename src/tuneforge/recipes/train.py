@@ -92,7 +92,15 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
     task = get_task(cfg.task)  # the one dispatch on task: (tasks/__init__.py)
     task.part("check_config")(cfg)
     splits = task.part("load_splits")(cfg.data, loop.seed)
-    resolve_model(cfg.model)  # a wrong model path fails before the run folder is created
+    model_path = resolve_model(cfg.model)  # a wrong model path fails before the run folder is created
+    if cfg.contrastive is not None and (cfg.tracking.tensorboard or cfg.tracking.mlflow):
+        raise TuneforgeError("tracking: the contrastive recipe (contrastive:) does not report to TensorBoard or "
+                             "MLflow yet; set tracking.tensorboard=false and tracking.mlflow=false, or train "
+                             "without contrastive:.")
+    if cfg.augment is not None:  # before the folder exists: a bad back-translation hook fails first
+        from tuneforge.augment import augment_examples
+
+        splits.train = augment_examples(splits.train, cfg.augment, model_path, seed=loop.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_to_save = cfg.model_copy(update={"output_dir": run_dir})
     (run_dir / "config.yaml").write_text(dump_config(cfg_to_save), encoding="utf-8")
@@ -103,6 +111,10 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
                   precision=precision, device=str(device), environment=environment())
     tracker = None
     try:
+        if cfg.contrastive is not None:
+            from tuneforge.fewshot.contrastive import train_contrastive
+
+            return train_contrastive(cfg, run_dir, splits, device, precision, progress)
         mlflow_run = read_json(run_dir / "run.json").get("mlflow_run_id") if resume is not None else None
         tracker = open_tracker(cfg_to_save, run_dir, on_log, mlflow_run_id=mlflow_run)
         if tracker.mlflow_run_id:

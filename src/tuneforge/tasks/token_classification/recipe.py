@@ -52,6 +52,10 @@ def check_config(cfg) -> None:
     if cfg.prompt is not None:
         raise TuneforgeError("prompt: prompt-based training (PET) scores label words for a whole text; token "
                              "classification tags every token. Remove the prompt: section.")
+    for field in ("contrastive", "augment"):
+        if getattr(cfg, field) is not None:
+            raise TuneforgeError(f"{field}: is for text classification (it edits or pairs whole texts, which would "
+                                 f"break the tags); remove the {field}: section for token classification.")
 
 
 def train_body(cfg, run_dir: Path, splits, device, precision, resume: bool, progress: bool, stop_after, tracker):

@@ -1,0 +1,153 @@
+"""The k-shot protocol from the CLI and the API: per-seed samples (exactly K per class, training split only),
+whole-test evaluation, mean and std, --ensemble, any config (ordinary method, augmentation, contrastive), and
+clear errors for bad input that leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tuneforge
+from tuneforge.cli.main import main
+from tuneforge.data.files import read_examples
+from tuneforge.evaluation.metrics import classification_metrics
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["tuneforge", *map(str, args)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    return info.value.code or 0, capsys.readouterr()
+
+
+def write_config(cfg: dict, path) -> str:
+    import yaml
+
+    cfg = {k: v for k, v in cfg.items() if k != "output_dir"}
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def two_seeds(make_tiny_config, tmp_path_factory):
+    """`tuneforge fewshot CONFIG --shots 3 --seeds 2 --ensemble` on the tiny data, from the CLI."""
+    folder = tmp_path_factory.mktemp("fs")
+    cfg = make_tiny_config(folder / "unused")
+    cfg["train"] |= {"epochs": 3, "batch_size": 4}
+    config = write_config(cfg, folder / "fewshot.yaml")
+    mp = pytest.MonkeyPatch()
+    out_dir = folder / "out"
+    mp.setattr(sys, "argv", ["tuneforge", "fewshot", config, "train.learning_rate=3e-3", "--shots", "3",
+                             "--seeds", "2", "--ensemble", "--output-dir", str(out_dir), "--quiet"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    mp.undo()
+    assert (info.value.code or 0) == 0
+    return out_dir
+
+
+def test_samples_are_k_per_class_from_the_training_split(two_seeds, tiny_data):
+    train = [json.loads(line) for line in tiny_data["train"].read_text().splitlines()]
+    test_texts = {json.loads(line)["text"] for line in tiny_data["test"].read_text().splitlines()}
+    samples = []
+    for seed in (0, 1):
+        rows = [json.loads(line) for line in (two_seeds / "data" / f"seed-{seed}.jsonl").read_text().splitlines()]
+        assert Counter(r["label"] for r in rows) == {"negative": 3, "neutral": 3, "positive": 3}
+        for r in rows:  # each example is the training example its id says
+            assert train[r["id"]]["text"] == r["text"] and train[r["id"]]["label"] == r["label"]
+        assert not {r["text"] for r in rows} & (test_texts - {t["text"] for t in train})
+        samples.append({r["id"] for r in rows})
+    assert samples[0] != samples[1]
+    # each seed's run trained on its sample and was tested on the whole test split
+    run = json.loads((two_seeds / "seed-1" / "run.json").read_text())
+    assert run["data"]["train"] == 9 and run["data"]["test"] == 30
+
+
+def test_summary_is_mean_and_std_of_the_seeds(two_seeds):
+    report = json.loads((two_seeds / "fewshot.json").read_text())
+    assert report["shots"] == 3 and report["seeds"] == [0, 1] and report["test_examples"] == 30
+    accs = [r["accuracy"] for r in report["per_seed"]]
+    for r in report["per_seed"]:  # the row is the seed run's own test metrics
+        metrics = json.loads((two_seeds / f"seed-{r['seed']}" / "metrics.json").read_text())
+        assert r["accuracy"] == metrics["test.accuracy"] and r["macro_f1"] == metrics["test.macro_f1"]
+        assert r["wall_seconds"] > 0
+    assert report["summary"]["accuracy"]["mean"] == pytest.approx(statistics.fmean(accs))
+    assert report["summary"]["accuracy"]["std"] == pytest.approx(statistics.stdev(accs))
+    assert "mean ± std" in (two_seeds / "summary.md").read_text()
+    assert (two_seeds / "seeds.png").stat().st_size > 1000
+
+
+def test_ensemble_averages_the_seeds_probabilities(two_seeds, tiny_data):
+    test = read_examples(tiny_data["test"])
+    runs = [tuneforge.load(two_seeds / f"seed-{s}") for s in (0, 1)]
+    labels = runs[0].labels
+    probs = sum(r.predict_proba(test)[:, [r.labels.index(name) for name in labels]] for r in runs)
+    expected = classification_metrics([labels.index(e.label) for e in test], np.argmax(probs, -1).tolist(), labels)
+    ensemble = json.loads((two_seeds / "fewshot.json").read_text())["ensemble"]
+    assert ensemble["seeds"] == 2 and ensemble["accuracy"] == pytest.approx(expected["accuracy"])
+
+
+def test_api_with_augmentation_and_contrastive(make_tiny_config, tmp_path):
+    cfg = make_tiny_config(tmp_path / "unused")
+    cfg.pop("output_dir")
+    cfg["augment"] = {"copies": 2, "operations": ["swap", "delete"]}
+    cfg["contrastive"] = {"iterations": 2, "batch_size": 8, "learning_rate": 1e-3, "head": "logistic"}
+    result = tuneforge.fewshot(cfg, ["train.epochs=1"], shots=2, seeds=2, output_dir=tmp_path / "out",
+                               progress=False)
+    assert [r["seed"] for r in result.seeds] == [0, 1] and len(result.runs) == 2
+    run = json.loads((result.runs[0] / "run.json").read_text())
+    assert 6 < run["data"]["train"] <= 6 * 3  # 6 sampled examples plus their edited copies
+    assert json.loads((result.runs[0] / "metrics.json").read_text())["train.pairs"] == 2 * 2 * run["data"]["train"]
+    assert result.ensemble is None and "2 seeds" in result.markdown
+
+
+def test_bad_input(make_tiny_config, tmp_path, monkeypatch, capsys):
+    cfg = make_tiny_config(tmp_path / "unused")
+    config = write_config(cfg, tmp_path / "c.yaml")
+    code, io = cli(monkeypatch, capsys, "fewshot", config, "--shots", "40", "--seeds", "2",
+                   "--output-dir", tmp_path / "out")
+    assert code == 2 and "--shots 32 or fewer" in io.err and "Traceback" not in io.err
+    assert not (tmp_path / "out").exists()  # nothing written before the input was checked
+    code, io = cli(monkeypatch, capsys, "fewshot", config, "--seeds", "0")
+    assert code == 2 and "at least one seed" in io.err
+    code, io = cli(monkeypatch, capsys, "fewshot", config, "contrastive.iteratons=2")
+    assert code == 2 and "iterations" in io.err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    code, io = cli(monkeypatch, capsys, "fewshot", config, "--output-dir", tmp_path / "full", "--shots", "2")
+    assert code == 2 and "not empty" in io.err and (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    code, io = cli(monkeypatch, capsys, "fewshot", "train.epochs=1")
+    assert code == 2 and "config file comes first" in io.err
+
+
+def test_help(monkeypatch, capsys):
+    code, io = cli(monkeypatch, capsys, "fewshot", "--help")
+    assert code == 0 and "--shots" in io.out and "--ensemble" in io.out
+
+
+def test_pet_prompt_config(make_tiny_config, tmp_path):
+    """A PET config through the protocol: each seed's run trains through the template and reloads."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "prompting"))  # the tiny masked LM of the PET tests
+    from tiny_lms import build_tiny_mlm
+
+    cfg = make_tiny_config(tmp_path / "unused")
+    cfg.pop("output_dir")
+    cfg["model"] = str(build_tiny_mlm(tmp_path / "mlm"))
+    cfg["prompt"] = {"template": "{text}. it was {answer}.", "verbalizer": {"negative": "bad", "neutral": "okay",
+                                                                          "positive": "good"}}
+    result = tuneforge.fewshot(cfg, ["train.epochs=1"], shots=2, seeds=2, output_dir=tmp_path / "out",
+                               progress=False)
+    assert len(result.seeds) == 2
+    for row, folder in zip(result.seeds, result.runs):
+        assert json.loads((folder / "prompt.json").read_text())["training"] == "pet"
+        run = tuneforge.load(folder)
+        test = read_examples(result.dir / "data" / "test.jsonl")
+        assert run.evaluate(test)["accuracy"] == pytest.approx(row["accuracy"])
