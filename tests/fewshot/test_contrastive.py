@@ -112,6 +112,17 @@ def test_prompt_and_contrastive_refused_together(make_tiny_config, tmp_path):
         TrainConfig.model_validate(cfg)
 
 
+def test_contrastive_with_tracking_is_refused_before_any_folder(make_tiny_config, tmp_path):
+    import tuneforge
+    from tuneforge.errors import TuneforgeError
+
+    cfg = contrastive_config(make_tiny_config, tmp_path / "run")
+    cfg["tracking"] = {"tensorboard": True}
+    with pytest.raises(TuneforgeError, match="tracking.tensorboard=false"):
+        tuneforge.train(cfg, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_unknown_contrastive_key_names_the_closest(make_tiny_config, tmp_path):
     from tuneforge.config import load_config
     from tuneforge.errors import TuneforgeError

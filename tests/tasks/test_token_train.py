@@ -219,6 +219,16 @@ def case_train_with_a_virtual_token_method(tmp_path, cfg, run_dir):
                                                              "classification", "lora"]
 
 
+def case_train_with_augmentation(tmp_path, cfg, run_dir):
+    cfg["augment"] = {}
+    return ["train", write_yaml(tmp_path / "c.yaml", cfg)], ["augment: is for text classification"]
+
+
+def case_train_with_a_prompt(tmp_path, cfg, run_dir):
+    cfg["prompt"] = {"template": "{text} it was {answer}.", "verbalizer": {"PER": "person", "LOC": "place"}}
+    return ["train", write_yaml(tmp_path / "c.yaml", cfg)], ["prompt:", "Remove the prompt: section"]
+
+
 def case_train_ner_dataset_as_text_classification(tmp_path, cfg, run_dir):
     cfg.pop("task")
     cfg["data"] = {"dataset": "peoples-daily-ner"}
