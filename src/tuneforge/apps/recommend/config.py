@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tuneforge.config.base import StrictModel
 
@@ -31,6 +32,12 @@ class SplitConfig(StrictModel):
     cut: str | None = Field(None, description="mode time: the cut, an ISO date or a number like the time column "
                                               "(default: the time that leaves `test_fraction` of rows after it).")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="mode time without `cut`: share of rows in the test.")
+
+    @field_validator("cut", mode="before")
+    @classmethod
+    def _cut_as_text(cls, value):  # YAML reads 2024-05-01 as a date and 1700000000 as a number
+        return value.isoformat() if isinstance(value, date) else str(value) if isinstance(value, int | float) \
+            else value
 
 
 class LoopConfig(StrictModel):
