@@ -99,7 +99,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the simulated data (OUT/data, rewritten) and the run "
                                            "(OUT/run-<time>).")] = Path("runs/recommend-demo"),
     model: Annotated[str, typer.Option(help="Encoder: an alias or a local Hugging Face folder.")] = "minilm",
-    users: Annotated[int, typer.Option(help="Simulated users.")] = 300,
+    users: Annotated[int, typer.Option(help="Simulated users.")] = 200,
     impressions: Annotated[int, typer.Option(help="Items shown to each user.")] = 30,
     items_per_topic: Annotated[int, typer.Option(help="Chatterbot conversations per category (15 categories).")
                                ] = 30,
