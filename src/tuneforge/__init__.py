@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from tuneforge.apps.recommend import RecommendConfig, load_recommender, train_recommender  # noqa: E402
 from tuneforge.config import TrainConfig  # noqa: E402
 from tuneforge.errors import TuneforgeError  # noqa: E402
 from tuneforge.onnx import OnnxRun  # noqa: E402
@@ -21,5 +22,5 @@ from tuneforge.recipes.train import train  # noqa: E402
 from tuneforge.recipes.zeroshot import zeroshot  # noqa: E402
 from tuneforge.run import Run, Runs, load  # noqa: E402
 
-__all__ = ["OnnxRun", "PretrainConfig", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__", "compare",
-           "distill", "load", "pretrain", "prune", "train", "zeroshot"]
+__all__ = ["OnnxRun", "PretrainConfig", "RecommendConfig", "Run", "Runs", "TrainConfig", "TuneforgeError", "__version__",
+           "compare", "distill", "load", "load_recommender", "pretrain", "prune", "train", "train_recommender", "zeroshot"]
