@@ -40,9 +40,10 @@ def chatterbot_items(items_per_topic: int) -> list[dict]:
         n = 0
         for conversation in data["conversations"]:
             lines = [" ".join(str(x).split()) for x in conversation if str(x).strip()]
-            if len(lines) < 2 or lines[0].lower() in seen or n >= items_per_topic:
+            key = " ".join(lines).lower()  # openings repeat ("Tell me a joke"), whole conversations rarely
+            if len(lines) < 2 or key in seen or n >= items_per_topic:
                 continue
-            seen.add(lines[0].lower())
+            seen.add(key)
             n += 1
             items.append({"item": f"{topic}-{n:03d}", "title": lines[0], "description": " ".join(lines[1:])[:300],
                           "tags": "", "topic": topic})
