@@ -31,7 +31,7 @@ def tiny_recommend_data(folder: Path, users: int = 24, impressions: int = 12, se
     for u in range(users):
         liked = topics[u % len(topics)]
         for t, item in enumerate(rng.sample(items, impressions)):
-            rows.append([f"u{u:02d}", item[0], int(item[4] == liked), 1000 * u + 10 * t])
+            rows.append([f"u{u:02d}", item[0], int(item[4] == liked), 100 * t + u])  # users interleave in time
     return {"items": write_csv(folder / "items.csv", ["item", "title", "description", "tags"],
                                [i[:3] + [""] for i in items]),
             "interactions": write_csv(folder / "interactions.csv", ["user", "item", "label", "time"], rows)}

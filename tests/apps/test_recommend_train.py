@@ -186,3 +186,14 @@ def test_demo_at_tiny_size(tiny_bert, tmp_path, cli):
     assert json.loads((run / "metrics.json").read_text())["split"]["mode"] == "last"
     assert (tmp_path / "data" / "user_topics.csv").read_text().count("\n") == 21
     assert cli("demo", "--users", 1)[0] == 2
+
+
+def test_global_time_cut_end_to_end(tiny_bert, tmp_path):
+    data = tiny_recommend_data(tmp_path / "data")
+    cfg = tiny_config(tiny_bert, data, tmp_path / "run")
+    cfg["split"] = {"mode": "time", "cut": "900"}  # impressions 9, 10, 11 of every user (time 100 t + u)
+    cfg["train"]["epochs"] = 1
+    rec = train_recommender(cfg, progress=False)
+    split = json.loads((rec.dir / "split.json").read_text())
+    assert (split["mode"], split["cut"], split["test_users"], split["test_rows"]) == ("time", 900.0, 24, 72)
+    assert rec.metrics["model"]["users"] == rec.metrics["tfidf"]["users"] == rec.metrics["popularity"]["users"] > 0
