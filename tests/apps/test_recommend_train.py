@@ -53,6 +53,7 @@ def test_training_lowers_the_loss(trained):
     first, last = sum(e["loss"] for e in log[:2]) / 2, sum(e["loss"] for e in log[-2:]) / 2
     assert last < 0.8 * first, f"loss {first:.3f} -> {last:.3f}"
     assert rec.metrics["train"]["last_loss"] == log[-1]["loss"]
+    assert rec.metrics["model"] != rec.metrics["untrained"]  # the encoder before training scores differently
 
 
 def test_run_folder_explains_itself(trained):
@@ -70,7 +71,7 @@ def test_run_folder_explains_itself(trained):
     assert vectors.shape == (24, 32)
     assert torch.allclose(vectors.norm(dim=1), torch.ones(24), atol=1e-5)
     m = rec.metrics
-    for method in ("model", "tfidf", "popularity"):
+    for method in ("model", "untrained", "tfidf", "popularity"):
         assert 0 <= m[method]["auc"] <= 1 and 0 <= m[method]["ndcg@10"] <= 1 and 0 <= m[method]["recall@10"] <= 1
         assert m[method]["users"] == m["model"]["users"] > 0  # the same users for every method
 

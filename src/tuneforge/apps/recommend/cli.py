@@ -18,7 +18,7 @@ recommend_app = typer.Typer(help="Text-based recommender: two-tower encoder trai
 
 def _summary(metrics: dict, k: int) -> str:
     lines = [f"{'':12}{'AUC':>8}{f'NDCG@{k}':>10}{f'recall@{k}':>11}"]
-    for method in ("model", "tfidf", "popularity"):
+    for method in ("model", "untrained", "tfidf", "popularity"):
         if method in metrics:
             m = metrics[method]
             auc = f"{m['auc']:.4f}" if m["auc"] is not None else "-"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tuneforge.apps.recommend.config import RecommendConfig
 
-METHODS = ("model", "tfidf", "popularity")
+METHODS = ("model", "untrained", "tfidf", "popularity")
 
 
 def plot_metrics(metrics: dict, k: int, path: Path, title: str) -> None:
@@ -38,8 +38,9 @@ Made by `tuneforge recommend train` (docs/RECOMMEND.md).
 
 - config.yaml: the resolved config (every default filled in); data paths point at the CSV files.
 - split.json: the time-based split ({mode}) and its counts.
-- metrics.json: AUC, NDCG@{k}, recall@{k} of the model and of the popularity and TF-IDF baselines on the same
-  test rows and candidates; train loss and throughput. metrics.png shows them.
+- metrics.json: AUC, NDCG@{k}, recall@{k} of the model, of the same encoder before training ("untrained") and
+  of the popularity and TF-IDF baselines on the same test rows and candidates; train loss and throughput.
+  metrics.png shows them.
 - log.jsonl, loss.png: the training loss.
 - encoder/: the shared encoder of both towers, a Hugging Face folder (safetensors + tokenizer); vectors are
   the mean of the last hidden states over real tokens, L2-normalised; scores are cosine similarities.

@@ -167,11 +167,16 @@ def train(config: str | Path | dict | RecommendConfig, overrides: list[str] | No
     try:
         encoder = TextEncoder.load(resolve_model(cfg.model))
         write_json(run_dir / "split.json", {**split.describe(), "train_examples": len(examples)})
-        log = fit(encoder, examples, items, split, cfg, run_dir / "log.jsonl", progress)
         item_ids = list(items)
+        # the encoder as loaded, before any training: does training on the clicks help at all?
+        untrained = encoder.encode([items[i].text for i in item_ids], cfg.data.item_max_length, precision)
+        untrained = evaluate_all(model_scorer(encoder, untrained, cfg, precision), split, items,
+                                 cfg.data.history_items, cfg.k)["model"]
+        log = fit(encoder, examples, items, split, cfg, run_dir / "log.jsonl", progress)
         vectors = encoder.encode([items[i].text for i in item_ids], cfg.data.item_max_length, precision)
         metrics = evaluate_all(model_scorer(encoder, vectors, cfg, precision), split, items, cfg.data.history_items,
                                cfg.k)
+        metrics["untrained"] = untrained
         metrics["train"] = {"examples": len(examples), "steps": log[-1]["step"], "first_loss": log[0]["loss"],
                             "last_loss": log[-1]["loss"], "samples_per_second": log[-1]["samples_per_second"]}
         metrics["split"] = split.describe()
