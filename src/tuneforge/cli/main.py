@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tuneforge.apps.monitor.cli import monitor_app
+from tuneforge.apps.recommend.cli import recommend_app
 from tuneforge.errors import TuneforgeError
 
 app = typer.Typer(help="Adapt pretrained language models to your task: fine-tune, evaluate, predict.",
@@ -25,6 +26,7 @@ config_app = typer.Typer(help="Recipe config schemas.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(config_app, name="config")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(recommend_app, name="recommend")
 out = Console()
 err = Console(stderr=True)
 
@@ -549,7 +551,7 @@ def datasets_export(
 
 @config_app.command("show")
 def config_show(recipe: Annotated[str, typer.Argument(help="Recipe name: train, pretrain, prune, distill, "
-                                                           "serve.")] = "train") -> None:
+                                                           "serve, monitor, recommend.")] = "train") -> None:
     """Every field of a recipe's config with its type, default and help."""
     from tuneforge.config.describe import describe
 

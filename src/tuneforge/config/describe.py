@@ -12,13 +12,15 @@ from tuneforge.errors import TuneforgeError, did_you_mean
 
 def _recipes() -> dict[str, type[BaseModel]]:
     from tuneforge.apps.monitor.config import MonitorConfig
+    from tuneforge.apps.recommend.config import RecommendConfig
     from tuneforge.compression.config import DistillConfig, PruneConfig
     from tuneforge.config.schema import TrainConfig
     from tuneforge.pretraining.config import PretrainConfig
     from tuneforge.serve.config import ServeConfig
 
     return {"train": TrainConfig, "prune": PruneConfig, "distill": DistillConfig, "serve": ServeConfig,
-            "monitor": MonitorConfig, "pretrain": PretrainConfig}
+            "monitor": MonitorConfig, "pretrain": PretrainConfig,
+            "recommend": RecommendConfig}
 
 
 def _type_name(annotation: Any) -> str:

@@ -1,0 +1,89 @@
+"""A finished recommender run folder: rank items for a user or a history text, evaluate it again.
+
+    from tuneforge.apps.recommend import load_recommender
+    rec = load_recommender("runs/recommend-demo")
+    rec.rank(user="u007", k=10)          # [{"item": ..., "title": ..., "score": ...}, ...]
+    rec.rank(history="python code; sorting algorithms")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from tuneforge.apps.recommend.config import RecommendConfig
+from tuneforge.apps.recommend.data import Item, history_text
+from tuneforge.apps.recommend.encoder import TextEncoder
+from tuneforge.config import load_config
+from tuneforge.errors import TuneforgeError, did_you_mean
+from tuneforge.models.precision import resolve_precision
+
+
+class Recommender:
+    def __init__(self, run_dir: Path, cfg: RecommendConfig, encoder: TextEncoder, vectors: torch.Tensor,
+                 items: list[dict], histories: dict[str, list[str]]) -> None:
+        self.dir, self.cfg, self.encoder, self.vectors = run_dir, cfg, encoder, vectors
+        self.items, self.histories = items, histories
+        self.precision = resolve_precision(cfg.train.precision)
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Recommender:
+        from safetensors.torch import load_file
+
+        run_dir = Path(run_dir)
+        needed = ["config.yaml", "encoder", "item_embeddings.safetensors", "items.json", "histories.json"]
+        missing = [n for n in needed if not (run_dir / n).exists()]
+        if missing:
+            raise TuneforgeError(f"{run_dir} is not a finished recommender run (missing {', '.join(missing)}); "
+                                 "give a folder written by `tuneforge recommend train`.")
+        cfg = load_config(RecommendConfig, path=run_dir / "config.yaml")
+        items = json.loads((run_dir / "items.json").read_text(encoding="utf-8"))
+        histories = json.loads((run_dir / "histories.json").read_text(encoding="utf-8"))
+        vectors = load_file(str(run_dir / "item_embeddings.safetensors"))["embeddings"]
+        return cls(run_dir, cfg, TextEncoder.load(run_dir / "encoder"), vectors, items, histories)
+
+    @property
+    def metrics(self) -> dict:
+        return json.loads((self.dir / "metrics.json").read_text(encoding="utf-8"))
+
+    def history_of(self, user: str) -> str:
+        if user not in self.histories:
+            raise TuneforgeError(f'user "{user}" has no clicks in the run\'s log.{did_you_mean(user, self.histories)}'
+                                 ' Or describe the user with --history TEXT.')
+        by_id = {i["item"]: Item(i["item"], i["title"], tags=tuple(i["tags"])) for i in self.items}
+        return history_text(self.histories[user], by_id, self.cfg.data.history_items)
+
+    def rank(self, user: str | None = None, history: str | None = None, k: int = 10,
+             exclude_clicked: bool = True) -> list[dict]:
+        """The top ``k`` items for a known user (their clicks are left out) or for a history text."""
+        if (user is None) == (history is None):
+            raise TuneforgeError("Say whom to rank for: a user of the log (--user U) or a text (--history TEXT).")
+        if k < 1:
+            raise TuneforgeError("--k must be at least 1.")
+        text = self.history_of(user) if user is not None else history
+        vector = self.encoder.encode([text], self.cfg.data.history_max_length, self.precision)[0]  # (H,)
+        scores = self.vectors @ vector  # (N,)
+        skip = set(self.histories.get(user, [])) if user is not None and exclude_clicked else set()
+        order = [j for j in torch.argsort(scores, descending=True).tolist() if self.items[j]["item"] not in skip]
+        return [{"item": self.items[j]["item"], "title": self.items[j]["title"], "tags": self.items[j]["tags"],
+                 "score": round(float(scores[j]), 4)} for j in order[:k]]
+
+    def evaluate(self) -> dict:
+        """Re-read the config's CSV files, split them the same way, score the model and both baselines."""
+        from tuneforge.apps.recommend.evaluate import evaluate_all
+        from tuneforge.apps.recommend.train import load_data, model_scorer
+
+        items, _, split = load_data(self.cfg)
+        ids = [i["item"] for i in self.items]
+        if ids != list(items):
+            raise TuneforgeError(f"{self.cfg.data.items} no longer holds the run's items in the same order; "
+                                 f"retrain (tuneforge recommend train {self.dir / 'config.yaml'}).")
+        scorer = model_scorer(self.encoder, self.vectors, self.cfg, self.precision)
+        return {**evaluate_all(scorer, split, items, self.cfg.data.history_items, self.cfg.k),
+                "split": split.describe()}
+
+
+def load_recommender(run_dir: str | Path) -> Recommender:
+    return Recommender.load(run_dir)

@@ -1,0 +1,202 @@
+"""``tuneforge recommend train CONFIG``: fit the two towers on the clicks, evaluate against the baselines, save.
+
+The loss is the softmax over in-batch negatives (Henderson et al. 2017; Yi et al. 2019, "Sampling-bias-corrected
+neural modeling"): for a batch of B clicks (history h_b, clicked item p_b), the candidate columns are the B
+clicked items plus, with ``logged_negatives``, one item each user was shown and did not click; with cosine
+scores s and temperature tau,
+
+    loss = -1/B sum_b log( exp(s(h_b, p_b) / tau) / sum_c exp(s(h_b, c) / tau) )
+
+A column that user b clicked elsewhere in train is masked out of b's row: it is not a negative for b.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tuneforge.apps.recommend.config import RecommendConfig
+from tuneforge.apps.recommend.data import Interaction, Item, Split, history_text, read_interactions, read_items, \
+    time_split
+from tuneforge.apps.recommend.encoder import TextEncoder
+from tuneforge.apps.recommend.evaluate import evaluate_all
+from tuneforge.config import dump_config, load_config
+from tuneforge.errors import TuneforgeError
+from tuneforge.models.backbones import resolve_model
+from tuneforge.models.precision import autocast, resolve_precision
+from tuneforge.recipes.runfolder import environment, new_run_dir, update_status, write_json
+from tuneforge.training.progress import training_bar
+
+
+@dataclass(frozen=True)
+class Example:
+    user: str
+    history: str  # the user's clicks before this one, as text
+    positive: str  # the clicked item
+    negatives: tuple[str, ...]  # items the user was shown in train and did not click
+
+
+def load_data(cfg: RecommendConfig) -> tuple[dict[str, Item], list[Interaction], Split]:
+    items = read_items(cfg.data.items)
+    rows = read_interactions(cfg.data.interactions, items)
+    s = cfg.split
+    return items, rows, time_split(rows, s.mode, s.last_n, s.cut, s.test_fraction)
+
+
+def training_examples(split: Split, items: dict[str, Item], history_items: int) -> list[Example]:
+    """One example per train click that has earlier clicks of the same user (its history)."""
+    earlier: dict[str, list[str]] = {}
+    shown: dict[str, list[str]] = {}
+    for r in split.train:
+        if not r.label:
+            shown.setdefault(r.user, []).append(r.item)
+    examples = []
+    for r in split.train:  # ordered by time: the history holds only clicks before this one
+        if not r.label:
+            continue
+        before = earlier.setdefault(r.user, [])
+        if before:
+            examples.append(Example(r.user, history_text(before, items, history_items), r.item,
+                                    tuple(shown.get(r.user, ()))))
+        before.append(r.item)
+    return examples
+
+
+def step_loss(encoder: TextEncoder, batch: list[Example], items: dict[str, Item], clicked: dict[str, set[str]],
+              cfg: RecommendConfig, rng: random.Random) -> torch.Tensor:
+    columns = list(dict.fromkeys([e.positive for e in batch] + ([rng.choice(e.negatives) for e in batch
+                                                                 if e.negatives]
+                                                                if cfg.train.logged_negatives else [])))
+    users = encoder([e.history for e in batch], cfg.data.history_max_length)  # (B, H)
+    things = encoder([items[c].text for c in columns], cfg.data.item_max_length)  # (C, H)
+    logits = users @ things.T / cfg.train.temperature  # (B, C)
+    target = torch.tensor([columns.index(e.positive) for e in batch])
+    mask = torch.tensor([[c != e.positive and c in clicked[e.user] for c in columns] for e in batch])
+    logits = logits.masked_fill(mask, float("-inf"))
+    return torch.nn.functional.cross_entropy(logits, target)
+
+
+def fit(encoder: TextEncoder, examples: list[Example], items: dict[str, Item], split: Split, cfg: RecommendConfig,
+        log_path: Path, progress: bool = True) -> list[dict]:
+    """The loop: shuffle, batch, loss, AdamW with linear decay; returns the logged steps."""
+    t = cfg.train
+    rng = random.Random(t.seed)
+    torch.manual_seed(t.seed)
+    precision = resolve_precision(t.precision)
+    clicked = {u: set(ids) for u, ids in split.history.items()}
+    per_epoch = math.ceil(len(examples) / t.batch_size)
+    total = max(1, math.ceil(t.epochs * per_epoch))
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / total)
+    encoder.train()
+    log, window, seen, started = [], [], 0, time.perf_counter()
+    with training_bar(progress) as bar, log_path.open("w", encoding="utf-8") as log_file:
+        task = bar.add_task("recommend", total=total, loss="-", rate="-")
+        step = 0
+        while step < total:
+            order = rng.sample(examples, len(examples))
+            for start in range(0, len(order), t.batch_size):
+                batch = order[start:start + t.batch_size]
+                if len(batch) < 2 or step >= total:  # one click alone has no in-batch negative
+                    continue
+                with autocast(precision):
+                    loss = step_loss(encoder, batch, items, clicked, cfg, rng)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                seen += len(batch)
+                window.append(loss.item())
+                if step % t.log_every == 0 or step == total:
+                    rate = seen / (time.perf_counter() - started)
+                    entry = {"step": step, "epoch": round(step / per_epoch, 3), "loss": sum(window) / len(window),
+                             "samples_per_second": rate}
+                    log.append(entry)
+                    log_file.write(json.dumps(entry) + "\n")
+                    log_file.flush()
+                    window = []
+                    bar.update(task, completed=step, loss=f"{entry['loss']:.4f}", rate=f"{rate:.1f}")
+    encoder.eval()
+    return log
+
+
+def model_scorer(encoder: TextEncoder, item_vectors: torch.Tensor, cfg: RecommendConfig, precision: str):
+    def score(texts: list[str]):
+        users = encoder.encode(texts, cfg.data.history_max_length, precision)
+        return (users @ item_vectors.T).numpy()  # (U, N) cosine similarities
+    return score
+
+
+def train(config: str | Path | dict | RecommendConfig, overrides: list[str] | None = None, progress: bool = True):
+    """Train, evaluate and save a recommender; returns the loaded :class:`Recommender` of the run folder."""
+    from safetensors.torch import save_file
+
+    from tuneforge.apps.recommend.report import plot_metrics, write_readme
+    from tuneforge.apps.recommend.run import Recommender
+    from tuneforge.evaluation.plots import plot_loss
+
+    if isinstance(config, RecommendConfig):
+        cfg = load_config(RecommendConfig, data=config.model_dump(mode="json"), overrides=overrides)
+    elif isinstance(config, dict):
+        cfg = load_config(RecommendConfig, data=config, overrides=overrides)
+    else:
+        cfg = load_config(RecommendConfig, path=config, overrides=overrides)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    items, rows, split = load_data(cfg)  # every data problem surfaces before the model loads
+    examples = training_examples(split, items, cfg.data.history_items)
+    if len(examples) < 2:
+        raise TuneforgeError(f"{cfg.data.interactions}: {len(examples)} train click(s) with an earlier click of the "
+                             "same user; the model learns from a user's history and their next click, so it needs "
+                             "users with two clicks or more in the train part.")
+    run_dir = new_run_dir(cfg.name, cfg.output_dir)
+    if (run_dir / "metrics.json").exists():
+        raise TuneforgeError(f"{run_dir} holds a finished run already; choose another output_dir.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+    precision = resolve_precision(cfg.train.precision)
+    update_status(run_dir, status="running", recipe="recommend", model=cfg.model, precision=precision,
+                  environment=environment())
+    try:
+        encoder = TextEncoder.load(resolve_model(cfg.model))
+        write_json(run_dir / "split.json", {**split.describe(), "train_examples": len(examples)})
+        item_ids = list(items)
+        # the encoder as loaded, before any training: does training on the clicks help at all?
+        untrained = encoder.encode([items[i].text for i in item_ids], cfg.data.item_max_length, precision)
+        untrained = evaluate_all(model_scorer(encoder, untrained, cfg, precision), split, items,
+                                 cfg.data.history_items, cfg.k)["model"]
+        log = fit(encoder, examples, items, split, cfg, run_dir / "log.jsonl", progress)
+        vectors = encoder.encode([items[i].text for i in item_ids], cfg.data.item_max_length, precision)
+        metrics = evaluate_all(model_scorer(encoder, vectors, cfg, precision), split, items, cfg.data.history_items,
+                               cfg.k)
+        metrics["untrained"] = untrained
+        metrics["train"] = {"examples": len(examples), "steps": log[-1]["step"], "first_loss": log[0]["loss"],
+                            "last_loss": log[-1]["loss"], "samples_per_second": log[-1]["samples_per_second"]}
+        metrics["split"] = split.describe()
+        encoder.save(run_dir / "encoder")
+        save_file({"embeddings": vectors.contiguous()}, str(run_dir / "item_embeddings.safetensors"))
+        write_json(run_dir / "items.json", [{"item": i, "title": items[i].title, "tags": list(items[i].tags)}
+                                            for i in item_ids])
+        write_json(run_dir / "histories.json", {u: ids for u, ids in _all_histories(rows).items()})
+        plot_loss(log, [], run_dir / "loss.png", "loss")
+        plot_metrics(metrics, cfg.k, run_dir / "metrics.png", cfg.name)
+        write_json(run_dir / "metrics.json", metrics)  # last: its presence marks a finished run
+        write_readme(run_dir, cfg)
+    except BaseException:
+        update_status(run_dir, status="failed")
+        raise
+    update_status(run_dir, status="complete")
+    return Recommender.load(run_dir)
+
+
+def _all_histories(rows: list[Interaction]) -> dict[str, list[str]]:
+    from tuneforge.apps.recommend.data import histories
+
+    return histories(rows)
