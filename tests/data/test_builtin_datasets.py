@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import time
 from collections import Counter
 
 import pytest
@@ -26,14 +25,17 @@ def installed(dataset: BuiltinDataset) -> pytest.MarkDecorator:
     )
 
 
-DATASETS = [pytest.param(d, id=d.name, marks=installed(d)) for d in list_datasets()]
+# Text-classification datasets; peoples-daily-ner (token classification) is tested in tests/tasks.
+DATASETS = [pytest.param(d, id=d.name, marks=installed(d)) for d in list_datasets() if d.task == "text-classification"]
 
 
 def test_registry_lists_the_datasets() -> None:
-    assert [d.name for d in list_datasets()] == list(EXPECTED_LABELS)
+    tasks = {d.name: d.task for d in list_datasets()}
+    assert tasks == {"airline-sentiment": "text-classification", "chinese-reviews": "text-classification",
+                     "peoples-daily-ner": "token-classification"}
     for dataset in list_datasets():
-        assert list(dataset.labels) == EXPECTED_LABELS[dataset.name]
-        assert dataset.task == "text-classification"
+        if dataset.task == "text-classification":
+            assert list(dataset.labels) == EXPECTED_LABELS[dataset.name]
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -55,10 +57,8 @@ def test_splits_are_clean_disjoint_and_fixed(dataset: BuiltinDataset) -> None:
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
-def test_loading_is_fast_and_returns_a_fresh_copy(dataset: BuiltinDataset) -> None:
-    start = time.perf_counter()
-    fresh = dataset.loader()  # uncached parse
-    assert time.perf_counter() - start < 2.0
+def test_loading_returns_a_fresh_copy(dataset: BuiltinDataset) -> None:
+    fresh = dataset.loader()  # uncached parse (its speed is not asserted here: tests hold no timings)
     first = load_builtin(dataset.name)
     assert [e.text for e in first.test] == [e.text for e in fresh.test]
     first.train.clear()
