@@ -159,8 +159,8 @@ def markdown(results: dict, seeds: list[int], args: argparse.Namespace) -> str:
     command = "PYTHONPATH=src HF_HUB_OFFLINE=1 python bench/fewshot_vs_setfit.py " + " ".join(sys.argv[1:])
     lines = [MARKERS[0], "### Contrastive few-shot: tuneforge vs setfit (airline-sentiment, MiniLM)", "",
              f"`{command}`", "",
-             "Whole test split (2,000 tweets), one torch thread per system, both interleaved on the shared 2-core "
-             "machine under heavy load from other jobs (load average 12-18). Wall time: model load + training + "
+             "Whole test split (2,000 tweets), one torch thread per system, both interleaved per seed on the shared "
+             "2-core machine (the load of each run is stated next to the table). Wall time: model load + training + "
              "predicting the test split. setfit 1.2.0 at its defaults. The seeds column says which seeds finished "
              f"(asked for: {len(seeds)} seeds from {seeds[0]}).", "",
              "| shots/class | system | seeds | accuracy (mean ± std) | macro-F1 (mean ± std) | wall time, s (mean) "
