@@ -30,6 +30,6 @@ from tuneforge.tasks.token_classification.run import TokenRun  # noqa: E402
 from tuneforge.tune import tune  # noqa: E402
 
 __all__ = ["Ensemble", "FewShotResult", "OnnxRun", "PretrainConfig", "RecommendConfig", "Run", "Runs", "TokenRun",
-           "TrainConfig", "TuneforgeError", "__version__", "compare", "distill", "ensemble", "explain", "fewshot", "load",
-           "load_recommender", "lr_find", "pretrain", "prune", "read_token_examples", "train", "train_recommender",
-           "tune", "zeroshot"]
+           "TrainConfig", "TuneforgeError", "__version__", "compare", "distill", "ensemble", "explain", "fewshot",
+           "load", "load_recommender", "lr_find", "pretrain", "prune", "read_token_examples", "train",
+           "train_recommender", "tune", "zeroshot"]

@@ -21,7 +21,6 @@ bench/fewshot_vs_setfit.py.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -39,13 +38,12 @@ from tuneforge.fewshot.pairs import make_pairs
 from tuneforge.fewshot.pooling import MeanPooling, use_mean_pooling
 from tuneforge.methods import build_method
 from tuneforge.methods.params import count_parameters
-from tuneforge.models.attention import restore_attention, use_training_attention
+from tuneforge.models.attention import use_training_attention
 from tuneforge.models.backbones import load_backbone
 from tuneforge.models.precision import Precision, autocast
-from tuneforge.recipes.runfolder import flatten, update_status, write_json
+from tuneforge.recipes.runfolder import flatten, write_json
 from tuneforge.run import Run
 from tuneforge.training.batching import Encoded, batch_order, collate, encode
-from tuneforge.training.checkpoint import write_atomic_folder
 from tuneforge.training.fast_dropout import use_fast_dropout
 from tuneforge.training.loop import count_steps, fit
 
@@ -153,15 +151,9 @@ def train_contrastive(cfg: Any, run_dir: Path, splits: Any, device: torch.device
     plot_confusion(test["confusion_matrix"], splits.labels, run_dir / "confusion_matrix.png",
                    f"{cfg.name}: test accuracy {test['accuracy']:.3f}")
 
-    def write_model(folder: Path) -> None:
-        restore_attention(backbone.model)
-        method.save(model, folder)
-        tokenizer.save_pretrained(folder)
-        write_json(folder / "labels.json", splits.labels)
+    from tuneforge.recipes.train import save_model
 
-    write_atomic_folder(run_dir / "model", write_model)
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    update_status(run_dir, status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    save_model(run_dir, backbone, method, model, tokenizer, splits.labels)
     console.print(f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}; {seconds:.1f} s "
                   f"training; run folder: {escape(str(run_dir))}")
     return Run.load(run_dir)

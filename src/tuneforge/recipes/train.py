@@ -189,36 +189,14 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
     test = classification_metrics(enc["test"].labels, probs.argmax(-1).tolist(), splits.labels)
     test["loss"] = mean_loss(probs, enc["test"].labels)
     test["seconds"] = time.perf_counter() - started
-    # With early stopping the model holds the best evaluation's weights: report that evaluation.
-    best_eval = [e for e in state.evals if e["step"] == state.best_step] if loop.early_stopping_patience else []
-    final_val = best_eval[-1] if best_eval else (state.evals[-1] if state.evals else {})
-    metrics = flatten("", {
-        "train": {"seconds": state.seconds, "samples": state.samples, "tokens": state.tokens, "steps": state.step,
-                  "samples_per_second": state.samples / max(state.seconds, 1e-9),
-                  "tokens_per_second": state.tokens / max(state.seconds, 1e-9),
-                  "padding_fraction": 1 - state.tokens / max(state.padded_tokens, 1),
-                  "stopped_early": state.stopped_early, "best_step": state.best_step,
-                  "precision": precision, "peak_memory_mb": peak_memory_mb(device)},
-        "trainable_parameters": n_trainable, "total_parameters": n_total,
-        "trainable_percent": 100 * n_trainable / n_total,
-        "validation": {k: v for k, v in final_val.items() if k not in ("step", "epoch")},
-        "test": test,
-    })
+    metrics = fit_metrics(state, loop, precision, device, n_trainable, n_total, test)
     write_json(run_dir / "metrics.json", metrics)
     log_records = [r for r in _read_log(run_dir / "log.jsonl") if r.get("type") == "train"]
     plot_loss(log_records, state.evals, run_dir / "loss.png", loop.metric)
     plot_confusion(test["confusion_matrix"], splits.labels, run_dir / "confusion_matrix.png",
                    f"{cfg.name}: test accuracy {test['accuracy']:.3f}")
 
-    def write_model(folder: Path) -> None:
-        restore_attention(backbone.model)
-        method.save(model, folder)
-        tokenizer.save_pretrained(folder)
-        write_json(folder / "labels.json", splits.labels)
-
-    write_atomic_folder(run_dir / "model", write_model)
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    update_status(run_dir, status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    save_model(run_dir, backbone, method, model, tokenizer, splits.labels)
     tracker.finish(run_dir, metrics)
     console.print(f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}; "
                   f"{metrics['train.samples_per_second']:.1f} samples/s; run folder: {escape(str(run_dir))}")
@@ -247,3 +225,35 @@ def _read_log(path: Path) -> list[dict]:
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
+
+def fit_metrics(state, loop, precision, device, n_trainable: int, n_total: int, test: dict) -> dict:
+    """metrics.json of a run trained by :func:`fit`: throughput, parameters, the validation scores and ``test``.
+    With early stopping the model holds the best evaluation's weights, so that evaluation is reported."""
+    best_eval = [e for e in state.evals if e["step"] == state.best_step] if loop.early_stopping_patience else []
+    final_val = best_eval[-1] if best_eval else (state.evals[-1] if state.evals else {})
+    return flatten("", {
+        "train": {"seconds": state.seconds, "samples": state.samples, "tokens": state.tokens, "steps": state.step,
+                  "samples_per_second": state.samples / max(state.seconds, 1e-9),
+                  "tokens_per_second": state.tokens / max(state.seconds, 1e-9),
+                  "padding_fraction": 1 - state.tokens / max(state.padded_tokens, 1),
+                  "stopped_early": state.stopped_early, "best_step": state.best_step,
+                  "precision": precision, "peak_memory_mb": peak_memory_mb(device)},
+        "trainable_parameters": n_trainable, "total_parameters": n_total,
+        "trainable_percent": 100 * n_trainable / n_total,
+        "validation": {k: v for k, v in final_val.items() if k not in ("step", "epoch")},
+        "test": test,
+    })
+
+
+def save_model(run_dir: Path, backbone, method, model, tokenizer, labels: list[str]) -> None:
+    """The run's last step: model/ written atomically (method weights, tokenizer, labels.json), checkpoints
+    dropped, run.json marked complete. A run without model/ never finished."""
+    def write_model(folder: Path) -> None:
+        restore_attention(backbone.model)
+        method.save(model, folder)
+        tokenizer.save_pretrained(folder)
+        write_json(folder / "labels.json", labels)
+
+    write_atomic_folder(run_dir / "model", write_model)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    update_status(run_dir, status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))

@@ -4,7 +4,6 @@ position's output is read, so the first-token shortcut must stay off)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -16,14 +15,13 @@ from tuneforge.errors import TuneforgeError
 from tuneforge.evaluation.plots import plot_loss
 from tuneforge.methods import build_method
 from tuneforge.methods.params import count_parameters
-from tuneforge.models.attention import restore_attention, use_training_attention
+from tuneforge.models.attention import use_training_attention
 from tuneforge.models.backbones import load_backbone
-from tuneforge.recipes.runfolder import flatten, update_status, write_json
+from tuneforge.recipes.runfolder import write_json
 from tuneforge.tasks.token_classification.data import sample
 from tuneforge.tasks.token_classification.encoding import encode_tokens
 from tuneforge.tasks.token_classification.inference import predict_words, subword_probs
 from tuneforge.tasks.token_classification.metrics import entity_metrics
-from tuneforge.training.checkpoint import write_atomic_folder
 from tuneforge.training.fast_dropout import use_fast_dropout
 from tuneforge.training.loop import count_steps, fit
 
@@ -59,7 +57,7 @@ def check_config(cfg) -> None:
 
 
 def train_body(cfg, run_dir: Path, splits, device, precision, resume: bool, progress: bool, stop_after, tracker):
-    from tuneforge.recipes.train import _read_log, peak_memory_mb
+    from tuneforge.recipes.train import _read_log, fit_metrics, save_model
     from tuneforge.run import Run
 
     loop, labels = cfg.train, splits.labels
@@ -105,33 +103,12 @@ def train_body(cfg, run_dir: Path, splits, device, precision, resume: bool, prog
     started = time.perf_counter()
     test = evaluate_split(model, splits.test, enc["test"], labels, **kwargs)
     test["seconds"] = time.perf_counter() - started
-    best_eval = [e for e in state.evals if e["step"] == state.best_step] if loop.early_stopping_patience else []
-    final_val = best_eval[-1] if best_eval else (state.evals[-1] if state.evals else {})
-    metrics = flatten("", {
-        "train": {"seconds": state.seconds, "samples": state.samples, "tokens": state.tokens, "steps": state.step,
-                  "samples_per_second": state.samples / max(state.seconds, 1e-9),
-                  "tokens_per_second": state.tokens / max(state.seconds, 1e-9),
-                  "padding_fraction": 1 - state.tokens / max(state.padded_tokens, 1),
-                  "stopped_early": state.stopped_early, "best_step": state.best_step,
-                  "precision": precision, "peak_memory_mb": peak_memory_mb(device)},
-        "trainable_parameters": n_trainable, "total_parameters": n_total,
-        "trainable_percent": 100 * n_trainable / n_total,
-        "validation": {k: v for k, v in final_val.items() if k not in ("step", "epoch")},
-        "test": test,
-    })
+    metrics = fit_metrics(state, loop, precision, device, n_trainable, n_total, test)
     write_json(run_dir / "metrics.json", metrics)
     log_records = [r for r in _read_log(run_dir / "log.jsonl") if r.get("type") == "train"]
     plot_loss(log_records, state.evals, run_dir / "loss.png", loop.metric)
 
-    def write_model(folder: Path) -> None:
-        restore_attention(backbone.model)
-        method.save(model, folder)
-        tokenizer.save_pretrained(folder)
-        write_json(folder / "labels.json", labels)
-
-    write_atomic_folder(run_dir / "model", write_model)
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    update_status(run_dir, status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    save_model(run_dir, backbone, method, model, tokenizer, labels)
     tracker.finish(run_dir, metrics)
     console.print(f"test entities: precision {test['precision']:.4f}, recall {test['recall']:.4f}, "
                   f"F1 [bold]{test['f1']:.4f}[/] (macro-F1 {test['macro_f1']:.4f}, tag accuracy "
