@@ -78,3 +78,23 @@ def test_lora_bf16_holds_the_frozen_base_in_bf16_and_the_run_loads(tiny_config, 
         assert p["label"] in loaded.labels
         assert all(math.isfinite(v) for v in p["scores"].values())
         assert sum(p["scores"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_bf16_prediction_uses_a_bf16_copy_and_keeps_the_fp32_model(make_tiny_config, tmp_path, method):
+    cfg = make_tiny_config(tmp_path / "run")
+    cfg["method"] = {"name": method}
+    cfg["train"].update(max_steps=4, learning_rate=1e-2, precision="fp32")
+    run_dir = tuneforge.train(cfg, progress=False).dir
+    texts = ["good service", "the flight was late and the crew was rude", "ok", "thanks a lot for the help"]
+    fp32 = tuneforge.load(run_dir, precision="fp32")
+    bf16 = tuneforge.load(run_dir, precision="bf16")
+    expected = fp32.predict_proba(texts)
+    got = bf16.predict_proba(texts)
+    model, used = bf16._inference_model()
+    assert used == "fp32"  # no autocast: the copy's weights are bf16 already
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in bf16.model.parameters()} == {torch.float32}  # export and merge read this one
+    assert fp32._inference_model() == (fp32.model, "fp32")
+    assert got.shape == expected.shape and abs(got - expected).max() < 0.05
+    assert bf16._inference_model()[0] is model  # built once
