@@ -20,6 +20,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 VARIANTS = {
     "logistic head": ["contrastive.head=logistic"],
     "end-to-end head": ["contrastive.head=end_to_end"],
+    "end-to-end head + 16 pair rounds": ["contrastive.head=end_to_end", "contrastive.iterations=16"],
+    "end-to-end head + 24 pair rounds": ["contrastive.head=end_to_end", "contrastive.iterations=24"],
     "end-to-end head + EDA (2 copies: synonym, swap)": ["contrastive.head=end_to_end", "augment.copies=2",
                                                         "augment.operations=[synonym,swap]"],
 }
