@@ -50,7 +50,10 @@ def train(
         raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
                              f"tuneforge train CONFIG.yaml {config}")
     run = train_recipe(config, list(overrides or []), resume=resume, progress=not quiet)
-    out.print(run.summary())
+    from tuneforge.training.distributed import is_main
+
+    if is_main():  # under torchrun: one summary, from rank 0
+        out.print(run.summary())
 
 
 @app.command(context_settings={"allow_extra_args": False})

@@ -47,7 +47,8 @@ class DataConfig(StrictModel):
 class TrainLoopConfig(StrictModel):
     epochs: float = Field(3, gt=0, description="Passes over the training data (fractions allowed).")
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps (overrides epochs).")
-    batch_size: int = Field(32, ge=1, description="Examples per forward pass.")
+    batch_size: int = Field(32, ge=1, description="Examples per forward pass (under torchrun: the global batch, "
+                                                  "split evenly across the processes).")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Forward passes per optimizer step.")
     learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate of AdamW.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and norms).")
@@ -88,6 +89,10 @@ class TrainLoopConfig(StrictModel):
     seed: int = Field(42, description="Seed for weights, dropout and data order.")
     device: str = Field("auto", description="auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...")
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
+    gradient_checkpointing: bool = Field(False, description="Recompute each layer's activations in the backward "
+                                                            "pass instead of keeping them: less memory for about "
+                                                            "one more forward pass of time (large models, long "
+                                                            "inputs; docs/DISTRIBUTED.md).")
 
 
 def _method_union() -> Any:

@@ -30,6 +30,7 @@ from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, read_
 from tuneforge.run import Run
 from tuneforge.tracking import Tracker, open_tracker
 from tuneforge.tasks import get_task
+from tuneforge.training import distributed
 from tuneforge.training.batching import encode
 from tuneforge.training.checkpoint import write_atomic_folder
 from tuneforge.training.fast_dropout import use_fast_dropout
@@ -87,6 +88,9 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
     if loop.num_threads:
         torch.set_num_threads(loop.num_threads)
     device = resolve_device(loop.device)
+    device = distributed.start(device, loop.batch_size)  # torchrun: join the process group (docs/DISTRIBUTED.md)
+    main = distributed.is_main()  # only rank 0 writes the run folder
+    run_dir = Path(distributed.on_main(lambda: str(run_dir)))  # the folder rank 0 named (a timestamp)
     precision = resolve_precision(loop.precision, device)
 
     task = get_task(cfg.task)  # the one dispatch on task: (tasks/__init__.py)
@@ -97,33 +101,41 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
         raise TuneforgeError("tracking: the contrastive recipe (contrastive:) does not report to TensorBoard or "
                              "MLflow yet; set tracking.tensorboard=false and tracking.mlflow=false, or train "
                              "without contrastive:.")
+    if cfg.contrastive is not None and distributed.world().enabled:
+        raise TuneforgeError("contrastive: the SetFit-style recipe trains in one process; run it without torchrun.")
     if cfg.augment is not None:  # before the folder exists: a bad back-translation hook fails first
         from tuneforge.augment import augment_examples
 
         splits.train = augment_examples(splits.train, cfg.augment, model_path, seed=loop.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
     cfg_to_save = cfg.model_copy(update={"output_dir": run_dir})
-    (run_dir / "config.yaml").write_text(dump_config(cfg_to_save), encoding="utf-8")
-    write_json(run_dir / "labels.json", splits.labels)
-    update_status(run_dir, status="running", name=cfg.name, started=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                  data={"name": splits.name, "source": splits.source, "train": len(splits.train),
-                        "validation": len(splits.validation), "test": len(splits.test)},
-                  precision=precision, device=str(device), environment=environment())
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_config(cfg_to_save), encoding="utf-8")
+        write_json(run_dir / "labels.json", splits.labels)
+        update_status(run_dir, status="running", name=cfg.name, started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                      data={"name": splits.name, "source": splits.source, "train": len(splits.train),
+                            "validation": len(splits.validation), "test": len(splits.test)},
+                      precision=precision, device=str(device), environment=environment(),
+                      **distributed.run_info())
     tracker = None
     try:
         if cfg.contrastive is not None:
             from tuneforge.fewshot.contrastive import train_contrastive
 
             return train_contrastive(cfg, run_dir, splits, device, precision, progress)
-        mlflow_run = read_json(run_dir / "run.json").get("mlflow_run_id") if resume is not None else None
-        tracker = open_tracker(cfg_to_save, run_dir, on_log, mlflow_run_id=mlflow_run)
+        if not main:  # ranks > 0 log nothing: rank 0 writes log.jsonl and reports to the trackers
+            tracker = Tracker([])
+        else:
+            mlflow_run = read_json(run_dir / "run.json").get("mlflow_run_id") if resume is not None else None
+            tracker = open_tracker(cfg_to_save, run_dir, on_log, mlflow_run_id=mlflow_run)
         if tracker.mlflow_run_id:
             update_status(run_dir, mlflow_run_id=tracker.mlflow_run_id)
         return task.part("train_body")(cfg, run_dir, splits, device, precision, resume is not None, progress,
                                         _stop_after, tracker)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else getattr(exc, "run_status", "failed")
-        update_status(run_dir, status=status, error=str(exc)[:2000])
+        if main:
+            update_status(run_dir, status=status, error=str(exc)[:2000])
         if tracker is not None:
             tracker.finish(run_dir, {}, status)
         raise
@@ -132,11 +144,13 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
 def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: bool, progress: bool,
            stop_after: int | None, tracker: Tracker) -> Run:
     loop = cfg.train
+    console.quiet = not distributed.is_main()  # under torchrun one summary, from rank 0
     if cfg.prompt is not None:  # PET: the language model classifies through the template (prompting/pet.py)
         from tuneforge.prompting.pet import load_prompt_backbone
 
         backbone, inputs = load_prompt_backbone(cfg.model, cfg.prompt, splits.labels, cfg.data.max_length)
-        write_json(run_dir / "prompt.json", {**inputs.scorer.describe(), "training": "pet"})
+        if distributed.is_main():
+            write_json(run_dir / "prompt.json", {**inputs.scorer.describe(), "training": "pet"})
         splits = dataclasses.replace(splits, **{name: inputs.render(getattr(splits, name))
                                                 for name in ("train", "validation", "test")})
     else:
@@ -183,6 +197,8 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
                  padding_side=side, evaluate=evaluate, resume=resume, progress=progress, stop_after=stop_after,
                  method=method, on_log=tracker.log)
     state = result.state
+    if not distributed.is_main():
+        return wait_for_main(run_dir)
 
     started = time.perf_counter()
     probs = predict_proba(model, enc["test"], **eval_kwargs)
@@ -200,6 +216,13 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
     tracker.finish(run_dir, metrics)
     console.print(f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}; "
                   f"{metrics['train.samples_per_second']:.1f} samples/s; run folder: {escape(str(run_dir))}")
+    distributed.barrier()  # the other ranks wait in wait_for_main until model/ is written
+    return Run.load(run_dir)
+
+
+def wait_for_main(run_dir: Path) -> Run:
+    """Ranks > 0 after training: rank 0 tests, plots and saves the model; they wait for it, then load it."""
+    distributed.barrier()
     return Run.load(run_dir)
 
 

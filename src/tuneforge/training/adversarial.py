@@ -20,12 +20,13 @@ nothing has to be backed up and restored. Cost: FGM is two forward/backward pass
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 from torch import nn
 
 from tuneforge.config.regularization import AdversarialConfig
+from tuneforge.training.distributed import unwrap
 
 
 class EmbeddingPerturbation:
@@ -50,6 +51,7 @@ class EmbeddingPerturbation:
 
 
 def input_embeddings(model: nn.Module) -> nn.Module:
+    model = unwrap(model)  # DDP wraps the model under torchrun
     get_base = getattr(model, "get_base_model", None)  # peft wraps the transformers model
     base = get_base() if callable(get_base) else model
     return base.get_input_embeddings()
@@ -80,10 +82,12 @@ def project(delta: torch.Tensor, epsilon: float) -> torch.Tensor:
 
 
 def adversarial_backward(model: nn.Module, loss_of: Callable[[], torch.Tensor], weight: float,
-                         cfg: AdversarialConfig) -> torch.Tensor:
+                         cfg: AdversarialConfig, local: Callable[[], AbstractContextManager] = nullcontext
+                         ) -> torch.Tensor:
     """Clean forward/backward, then FGM's or PGD's adversarial one; gradients of both accumulate in the
     parameters, each scaled by ``weight`` (the micro-batch's share of the optimizer step). Returns the clean
-    loss. ``loss_of()`` runs the forward pass (under the caller's autocast) and returns the loss."""
+    loss. ``loss_of()`` runs the forward pass (under the caller's autocast) and returns the loss; PGD's ascent
+    passes, which take no parameter gradient, run inside ``local()`` (DDP's no_sync under torchrun)."""
     with perturbation_hook(model) as hook:
         hook.capture = True
         loss = loss_of()
@@ -99,7 +103,9 @@ def adversarial_backward(model: nn.Module, loss_of: Callable[[], torch.Tensor], 
             for _ in range(cfg.steps - 1):  # ascent steps: the gradient w.r.t. delta only, none into parameters
                 delta.requires_grad_(True)
                 hook.delta = delta
-                (g,) = torch.autograd.grad(loss_of(), delta)
+                with local():
+                    ascent_loss = loss_of()
+                (g,) = torch.autograd.grad(ascent_loss, delta)
                 delta = project(delta.detach() + cfg.step_size * normalized(g.float()), cfg.epsilon)
             hook.delta = delta.detach()
         (loss_of() * weight).backward()  # the adversarial example's gradient joins the clean one

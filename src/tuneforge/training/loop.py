@@ -8,7 +8,8 @@
         every checkpoint_every: an atomic checkpoint
 
 Data order is a function of (seed, epoch) and the dropout RNG is checkpointed, so a resumed run
-reaches the same final weights as an uninterrupted one.
+reaches the same final weights as an uninterrupted one. Under torchrun each process trains on its slice of
+every batch and DDP averages the gradients; rank 0 evaluates and writes the files (training/distributed.py).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from torch import nn
 
 from tuneforge.config.schema import TrainLoopConfig
 from tuneforge.models.precision import Precision, autocast
+from tuneforge.training import distributed
 from tuneforge.training.batching import Encoded, batch_order, collate
 from tuneforge.training.checkpoint import list_checkpoints, load_checkpoint, load_extra_state, \
     load_trainable_state, save_checkpoint, trainable_state
 from tuneforge.training.dropout import set_dropout
 from tuneforge.training.ema import EMA
+from tuneforge.training.grad_checkpointing import enable_gradient_checkpointing
 from tuneforge.training.losses import build_loss
 from tuneforge.training.step import micro_step
 from tuneforge.training.optim import build_optimizer, build_scheduler
@@ -93,6 +96,8 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
     ``tuneforge tune`` prunes a trial). ``stop_after`` simulates an interruption after that many steps (tests)."""
     model.to(device).train()
     set_dropout(model, cfg.dropout)
+    disable_checkpointing = enable_gradient_checkpointing(model) if cfg.gradient_checkpointing else None
+    main = distributed.is_main()  # under torchrun only rank 0 writes log, checkpoints and the progress bar
     optimizer = build_optimizer(model, cfg)
     lengths = train.lengths()
     steps_per_epoch = count_steps(len(train), cfg, epochs=1)
@@ -108,17 +113,22 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
         state = LoopState(**loop_dict)
         if ema is not None:
             ema.load_state_dict(load_extra_state(found[-1]))
-    if resume:
+    if resume and main:
         _truncate_log(log_path, state.step)  # steps after the checkpoint (or all, without one) run again
+    distributed.decorrelate_dropout(cfg.seed, state.step)  # ranks > 0: their own dropout masks
 
     def log(record: dict) -> None:
+        if not main:
+            return
         _append_log(log_path, record)
         if on_log is not None:
             on_log(record)
 
     def checkpoint() -> None:
-        save_checkpoint(ckpt_dir, state.step, model, optimizer, scheduler, asdict(state), best, cfg.keep_checkpoints,
-                        method, extra=ema.state_dict() if ema is not None else None)
+        if main:
+            save_checkpoint(ckpt_dir, state.step, model, optimizer, scheduler, asdict(state), best,
+                            cfg.keep_checkpoints, method, extra=ema.state_dict() if ema is not None else None)
+        distributed.barrier()
 
     def run_eval() -> None:
         if evaluate is None:
@@ -130,7 +140,7 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
 
     def evaluate_and_track() -> None:
         nonlocal best
-        metrics = evaluate()
+        metrics = distributed.on_main(evaluate)  # every rank gets rank 0's metrics: the same early stop
         value = metrics[cfg.metric]
         record = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 3), **metrics}
         state.evals.append(record)
@@ -144,8 +154,15 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
         log({"type": "eval", **record})
 
     compute_loss = build_loss(cfg, loss_fn)  # the model's CE, label smoothing, R-Drop or the recipe's own
+
+    def probe() -> torch.Tensor:  # one example's loss: which parameters get gradients (DDP's setup)
+        with autocast(precision, device):
+            inputs = {k: v.to(device) for k, v in collate(train, [0], pad_id, padding_side).items()}
+            return compute_loss(model, inputs, [0])
+
+    net = distributed.wrap(model, device, probe)  # DDP under torchrun, else the model itself
     window_loss, window_samples, window_seconds = 0.0, 0, 0.0
-    with training_bar(progress) as bar:
+    with training_bar(progress and main) as bar:
         task = bar.add_task("training", total=total_steps, completed=state.step, loss="-", rate="-")
         while state.step < total_steps and not state.stopped_early:
             batches = batch_order(lengths, cfg.batch_size, seed=cfg.seed + state.epoch, shuffle=True,
@@ -155,15 +172,22 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
             for group in groups[state.step_in_epoch:]:
                 started = time.perf_counter()
                 group_samples = sum(len(b) for b in group)
-                step_loss = 0.0
-                for indices in group:
-                    inputs = {k: v.to(device) for k, v in collate(train, indices, pad_id, padding_side).items()}
-                    # Weight each micro-batch by its share of the step's samples (the last may be short).
-                    loss = micro_step(model, inputs, indices, compute_loss, len(indices) / group_samples, cfg,
-                                      lambda: autocast(precision, device))
-                    step_loss += loss.item() * len(indices) / group_samples
-                    state.tokens += int(inputs["attention_mask"].sum())
-                    state.padded_tokens += inputs["attention_mask"].numel()
+                step_loss, tokens, padded_tokens = 0.0, 0, 0
+                for i, indices in enumerate(group):
+                    # This process's slice of the micro-batch (all of it without torchrun), weighted by its
+                    # share of the step's samples (the last micro-batch may be short).
+                    part = distributed.shard(indices, group_samples)
+                    inputs = {k: v.to(device) for k, v in collate(train, part.indices, pad_id, padding_side).items()}
+                    with distributed.accumulating(net, last=i == len(group) - 1):
+                        loss = micro_step(net, inputs, part.indices, compute_loss, part.weight, cfg,
+                                          lambda: autocast(precision, device))
+                    step_loss += loss.item() * part.share
+                    if part.share:
+                        tokens += int(inputs["attention_mask"].sum())
+                        padded_tokens += inputs["attention_mask"].numel()
+                step_loss, tokens, padded_tokens = distributed.sum_over_ranks(step_loss, tokens, padded_tokens)
+                state.tokens += int(tokens)
+                state.padded_tokens += int(padded_tokens)
                 if cfg.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None],
                                                    cfg.max_grad_norm)
@@ -210,6 +234,8 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
         _restore_best(model, method, best)  # early stopping: back to the best evaluation's weights
     elif ema is not None:
         ema.copy_to(model)  # the averaged weights are the result
+    if disable_checkpointing is not None:
+        disable_checkpointing()
     return FitResult(state=state, total_steps=total_steps)
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from tuneforge.config.schema import TrainLoopConfig
 from tuneforge.training.adversarial import adversarial_backward
+from tuneforge.training.distributed import local_pass
 from tuneforge.training.losses import Loss
 
 
@@ -27,7 +28,7 @@ def micro_step(model: nn.Module, inputs: dict[str, torch.Tensor], indices: list[
             return loss_fn(model, inputs, indices)
 
     if cfg.adversarial.method != "none":
-        return adversarial_backward(model, loss_of, weight, cfg.adversarial).detach()
+        return adversarial_backward(model, loss_of, weight, cfg.adversarial, local=local_pass(model)).detach()
     loss = loss_of()
     (loss * weight).backward()
     return loss.detach()

@@ -22,6 +22,7 @@ from tuneforge.tasks.token_classification.data import sample
 from tuneforge.tasks.token_classification.encoding import encode_tokens
 from tuneforge.tasks.token_classification.inference import predict_words, subword_probs
 from tuneforge.tasks.token_classification.metrics import entity_metrics
+from tuneforge.training import distributed
 from tuneforge.training.fast_dropout import use_fast_dropout
 from tuneforge.training.loop import count_steps, fit
 
@@ -57,10 +58,11 @@ def check_config(cfg) -> None:
 
 
 def train_body(cfg, run_dir: Path, splits, device, precision, resume: bool, progress: bool, stop_after, tracker):
-    from tuneforge.recipes.train import _read_log, fit_metrics, save_model
+    from tuneforge.recipes.train import _read_log, fit_metrics, save_model, wait_for_main
     from tuneforge.run import Run
 
     loop, labels = cfg.train, splits.labels
+    console.quiet = not distributed.is_main()  # under torchrun one summary, from rank 0
     backbone = load_backbone(cfg.model, labels, cfg.task)
     tokenizer = backbone.tokenizer
     if loop.fast_dropout:
@@ -100,6 +102,8 @@ def train_body(cfg, run_dir: Path, splits, device, precision, resume: bool, prog
                  padding_side=side, evaluate=evaluate, resume=resume, progress=progress, stop_after=stop_after,
                  method=method, on_log=tracker.log)
     state = result.state
+    if not distributed.is_main():
+        return wait_for_main(run_dir)
     started = time.perf_counter()
     test = evaluate_split(model, splits.test, enc["test"], labels, **kwargs)
     test["seconds"] = time.perf_counter() - started
@@ -113,4 +117,5 @@ def train_body(cfg, run_dir: Path, splits, device, precision, resume: bool, prog
     console.print(f"test entities: precision {test['precision']:.4f}, recall {test['recall']:.4f}, "
                   f"F1 [bold]{test['f1']:.4f}[/] (macro-F1 {test['macro_f1']:.4f}, tag accuracy "
                   f"{test['accuracy']:.4f}); run folder: {escape(str(run_dir))}")
+    distributed.barrier()  # the other ranks wait in wait_for_main until model/ is written
     return Run.load(run_dir)
