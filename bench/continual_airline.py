@@ -30,9 +30,8 @@ import sys
 import time
 
 ROUTES = ("plain", "rehearsal", "ewc", "rehearsal_ewc", "adapters", "b_only")
-LABELS = {"plain": "plain fine-tuning on B", "rehearsal": "rehearsal ({rehearsal} examples of A)",
-          "ewc": "EWC (lambda {ewc:g})", "rehearsal_ewc": "rehearsal + EWC",
-          "adapters": "adapter per task (LoRA r=8, frozen MiniLM)", "b_only": "reference: B alone from MiniLM"}
+LABELS = {"plain": "plain fine-tuning on B", "adapters": "adapter per task (LoRA r=8, frozen MiniLM)",
+          "b_only": "reference: B alone from MiniLM (never saw A)"}
 MARKERS = ("<!-- continual_airline -->", "<!-- /continual_airline -->")
 
 
@@ -113,7 +112,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4, help="learning rate of full fine-tuning")
     parser.add_argument("--lora-lr", type=float, default=2e-3)
     parser.add_argument("--rehearsal", type=int, default=200)
-    parser.add_argument("--ewc", type=float, default=1e5, help="EWC strength lambda")
+    parser.add_argument("--ewc", default="1e5", help="EWC strength lambda; several (comma-separated): a row each")
     parser.add_argument("--fisher-samples", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--write-docs", action="store_true")
@@ -125,14 +124,20 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     a_data = prepare_data(args.out / "data-a", "airline-sentiment", args)
     b_data = prepare_data(args.out / "data-b", "tweets-sentiment", args)
-    continual = {"plain": {}, "rehearsal": {"rehearsal": {"samples": args.rehearsal}},
-                 "ewc": {"ewc": {"strength": args.ewc, "fisher_samples": args.fisher_samples}}}
-    continual["rehearsal_ewc"] = continual["rehearsal"] | continual["ewc"]
+    strengths = [float(x) for x in args.ewc.split(",")]
+    ewc = {f"ewc{lam:g}": {"ewc": {"strength": lam, "fisher_samples": args.fisher_samples}} for lam in strengths}
+    rehearsal = {"rehearsal": {"samples": args.rehearsal}}
+    continual = {"plain": {}, f"rehearsal{args.rehearsal}": rehearsal, **ewc,
+                 f"rehearsal{args.rehearsal}-ewc{strengths[0]:g}": rehearsal | next(iter(ewc.values()))}
+    expanded = {"plain": ["plain"], "rehearsal": [f"rehearsal{args.rehearsal}"], "ewc": list(ewc),
+                "rehearsal_ewc": [f"rehearsal{args.rehearsal}-ewc{strengths[0]:g}"], "adapters": ["adapters"],
+                "b_only": ["b_only"]}
+    routes = [variant for route in routes for variant in expanded[route]]
     rows: dict[str, list[dict]] = {r: [] for r in routes}
     for seed in seeds:
         a_full = trained(config("a-full", a_data, seed, args, args.out))
         for route in routes:
-            if route in continual:
+            if route in continual:  # the run's name holds its settings, so a finished run is reused only for them
                 b = trained(config(f"b-{route}", b_data, seed, args, args.out,
                                    continual={"previous": str(a_full), **continual[route]}))
                 m = metrics(b)
@@ -155,12 +160,21 @@ def main() -> None:
                                     "seconds": metrics(b)["train.seconds"]})
     lines = ["| route | A accuracy after A % | A accuracy after B % | change on A (points) | B accuracy % | "
              "B training seconds |", "|---|---|---|---|---|---|"]
+    def label(route: str) -> str:
+        if route.startswith("rehearsal") and "ewc" in route:
+            return f"rehearsal ({args.rehearsal} examples of A) + EWC (lambda {strengths[0]:g})"
+        if route.startswith("rehearsal"):
+            return f"rehearsal ({args.rehearsal} examples of A)"
+        if route.startswith("ewc"):
+            return f"EWC (lambda {route[3:]}, Fisher of {args.fisher_samples} examples of A)"
+        return LABELS[route]
+
     for route in routes:
         runs = rows[route]
         change = [r["a_after"] - r["a_before"] for r in runs]
         before = "-" if route == "b_only" else mean_std([r["a_before"] for r in runs])
         delta = "-" if route == "b_only" else f"{100 * statistics.mean(change):+.1f}"
-        lines.append(f"| {LABELS[route].format(rehearsal=args.rehearsal, ewc=args.ewc)} | {before} | "
+        lines.append(f"| {label(route)} | {before} | "
                      f"{mean_std([r['a_after'] for r in runs])} | {delta} | {mean_std([r['b'] for r in runs])} | "
                      f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())

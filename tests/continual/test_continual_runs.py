@@ -256,12 +256,17 @@ def test_rehearsal_without_a_data_names_the_files_and_the_fix(make_tiny_config, 
 
 
 def test_config_keys_are_strict():
-    base = {"data": {"dataset": "airline-sentiment"}, "continual": {"previous": "runs/a"}}
+    def config(**continual) -> dict:
+        return {"data": {"dataset": "airline-sentiment"}, "continual": {"previous": "runs/a", **continual}}
+
     with pytest.raises(TuneforgeError, match=r'unknown key "continual.rehersal". Did you mean "rehearsal"'):
-        load_config(TrainConfig, data={**base, "continual": {"previous": "runs/a", "rehersal": {"samples": 5}}})
+        load_config(TrainConfig, data=config(rehersal={"samples": 5}))
+    missing = config(ewc={"strength": 1.0})
+    del missing["continual"]["previous"]
     with pytest.raises(TuneforgeError, match=r'"continual.previous" is required'):
-        load_config(TrainConfig, data={**base, "continual": {"ewc": {"strength": 1.0}}})
+        load_config(TrainConfig, data=missing)
     with pytest.raises(TuneforgeError, match=r"continual.ewc.strength"):
-        load_config(TrainConfig, data=base, overrides=["continual.ewc.strength=-1"])
+        load_config(TrainConfig, data=config(), overrides=["continual.ewc.strength=-1"])
     with pytest.raises(TuneforgeError, match=r"does not combine with prompt"):
-        load_config(TrainConfig, data={**base, "contrastive": {}})
+        load_config(TrainConfig, data={**config(), "contrastive": {}})
+    assert load_config(TrainConfig, data=config(ewc={})).continual.ewc.fisher_samples == 200
