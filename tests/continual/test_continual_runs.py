@@ -59,10 +59,6 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(run_dir / "model" / "model.safetensors")
 
 
-def distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    return sum(float((a[k].float() - b[k].float()).pow(2).sum()) for k in a) ** 0.5
-
-
 @pytest.fixture(scope="module")
 def run_b_plain(make_tiny_config, b_data, run_a, tmp_path_factory) -> Path:
     return tuneforge.train(config_b(make_tiny_config, b_data, tmp_path_factory.mktemp("b") / "run", run_a),
@@ -139,12 +135,15 @@ def test_ewc_fisher_comes_from_a_data_and_holds_the_weights_near_a(make_tiny_con
     seen = []
     real = continual_recipe.fisher_diagonal
 
+    fishers = []
+
     def spy(model, data, **kwargs):
         seen.append([list(ids) for ids in data.input_ids])
-        return real(model, data, **kwargs)
+        fishers.append(real(model, data, **kwargs))
+        return fishers[-1]
 
     monkeypatch.setattr(continual_recipe, "fisher_diagonal", spy)
-    cfg = config_b(make_tiny_config, b_data, tmp_path / "b", run_a, ewc={"strength": 1e6, "fisher_samples": 16})
+    cfg = config_b(make_tiny_config, b_data, tmp_path / "b", run_a, ewc={"strength": 1e4, "fisher_samples": 16})
     run = tuneforge.train(cfg, progress=False)
     tokenizer = run.tokenizer
     a_cfg = load_config(TrainConfig, path=run_a / "config.yaml")
@@ -153,9 +152,16 @@ def test_ewc_fisher_comes_from_a_data_and_holds_the_weights_near_a(make_tiny_con
     assert len(seen) == 1 and len(seen[0]) == 16
     assert all(tuple(ids) in a_ids for ids in seen[0])
     info = json.loads((run.dir / "continual.json").read_text())["ewc"]
-    assert info["strength"] == 1e6 and info["fisher_mean"] > 0 and info["fisher_samples"] == 16
-    a = weights(run_a)
-    assert distance(weights(run.dir), a) < 0.5 * distance(weights(run_b_plain), a)
+    assert info["strength"] == 1e4 and info["fisher_mean"] > 0 and info["fisher_samples"] == 16
+    # What EWC minimises: the Fisher-weighted distance to A's weights. (The plain distance need not shrink: AdamW
+    # moves weights with little Fisher by about the learning rate per step whatever the penalty.)
+    a, fisher = weights(run_a), fishers[0]
+
+    def weighted(run_dir: Path) -> float:
+        b = weights(run_dir)
+        return sum(float((f * (b[k] - a[k]) ** 2).sum()) for k, f in fisher.items() if k in a)
+
+    assert weighted(run.dir) < 0.25 * weighted(run_b_plain)
 
 
 def test_adapter_per_task_keeps_a_predictions_bit_identical(make_tiny_config, b_data, tmp_path):
