@@ -60,11 +60,17 @@ def config(name: str, data: dict[str, str], seed: int, args, out: pathlib.Path, 
     return cfg
 
 
-def trained(cfg: dict) -> pathlib.Path:
+class NotTrained(Exception):
+    """--table-only: a run of this seed and route has not finished (the row counts the seeds that have)."""
+
+
+def trained(cfg: dict, table_only: bool = False) -> pathlib.Path:
     """The run folder of ``cfg``, trained now unless it finished before."""
     import tuneforge
 
     run_dir = pathlib.Path(cfg["output_dir"])
+    if table_only and not (run_dir / "model").is_dir():
+        raise NotTrained(run_dir.name)
     if not (run_dir / "model").is_dir():
         if run_dir.exists():  # an interrupted run: start it again
             shutil.rmtree(run_dir)
@@ -94,6 +100,32 @@ def adapters(a_dir: pathlib.Path, b_dir: pathlib.Path, a_data: dict, b_data: dic
     return result
 
 
+def score(route: str, seed: int, args, a_data: dict, b_data: dict, continual: dict) -> dict:
+    """A's accuracy after A and after B, and B's, for one route and seed (training what is not finished)."""
+    a_full = trained(config("a-full", a_data, seed, args, args.out), args.table_only)
+    if route in continual:  # the run's name holds its settings, so a finished run is reused only for them
+        b = trained(config(f"b-{route}", b_data, seed, args, args.out,
+                           continual={"previous": str(a_full), **continual[route]}), args.table_only)
+        m = metrics(b)
+        return {"seed": seed, "a_before": metrics(a_full)["test.accuracy"],
+                "a_after": m["continual.previous_test.accuracy"], "b": m["test.accuracy"],
+                "seconds": m["train.seconds"]}
+    if route == "adapters":
+        a_lora = trained(config("a-lora", a_data, seed, args, args.out, method="lora"), args.table_only)
+        b_lora = trained(config("b-lora", b_data, seed, args, args.out, method="lora"), args.table_only)
+        scores = adapters(a_lora, b_lora, a_data, b_data)
+        return {"seed": seed, "a_before": metrics(a_lora)["test.accuracy"], "a_after": scores["a_after"],
+                "b": scores["b"], "seconds": metrics(b_lora)["train.seconds"]}
+    # b_only: B from MiniLM, and what it scores on A without ever seeing A
+    import tuneforge
+    from tuneforge.data import read_examples
+
+    b = trained(config("b-only", b_data, seed, args, args.out), args.table_only)
+    on_a = tuneforge.load(b).evaluate(read_examples(a_data["test"]))["accuracy"]
+    return {"seed": seed, "a_before": float("nan"), "a_after": on_a, "b": metrics(b)["test.accuracy"],
+            "seconds": metrics(b)["train.seconds"]}
+
+
 def mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{100 * values[0]:.1f}"
@@ -115,6 +147,7 @@ def main() -> None:
     parser.add_argument("--ewc", default="1e5", help="EWC strength lambda; several (comma-separated): a row each")
     parser.add_argument("--fisher-samples", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--table-only", action="store_true", help="Train nothing: the table of the finished runs")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
 
@@ -135,31 +168,11 @@ def main() -> None:
     routes = [variant for route in routes for variant in expanded[route]]
     rows: dict[str, list[dict]] = {r: [] for r in routes}
     for seed in seeds:
-        a_full = trained(config("a-full", a_data, seed, args, args.out))
         for route in routes:
-            if route in continual:  # the run's name holds its settings, so a finished run is reused only for them
-                b = trained(config(f"b-{route}", b_data, seed, args, args.out,
-                                   continual={"previous": str(a_full), **continual[route]}))
-                m = metrics(b)
-                rows[route].append({"a_before": metrics(a_full)["test.accuracy"],
-                                    "a_after": m["continual.previous_test.accuracy"], "b": m["test.accuracy"],
-                                    "seconds": m["train.seconds"]})
-            elif route == "adapters":
-                a_lora = trained(config("a-lora", a_data, seed, args, args.out, method="lora"))
-                b_lora = trained(config("b-lora", b_data, seed, args, args.out, method="lora"))
-                scores = adapters(a_lora, b_lora, a_data, b_data)
-                rows[route].append({"a_before": metrics(a_lora)["test.accuracy"], "a_after": scores["a_after"],
-                                    "b": scores["b"], "seconds": metrics(b_lora)["train.seconds"]})
-            else:  # b_only: B from MiniLM, and what it scores on A without ever seeing A
-                import tuneforge
-                from tuneforge.data import read_examples
-
-                b = trained(config("b-only", b_data, seed, args, args.out))
-                on_a = tuneforge.load(b).evaluate(read_examples(a_data["test"]))["accuracy"]
-                rows[route].append({"a_before": float("nan"), "a_after": on_a, "b": metrics(b)["test.accuracy"],
-                                    "seconds": metrics(b)["train.seconds"]})
-    lines = ["| route | A accuracy after A % | A accuracy after B % | change on A (points) | B accuracy % | "
-             "B training seconds |", "|---|---|---|---|---|---|"]
+            try:
+                rows[route].append(score(route, seed, args, a_data, b_data, continual))
+            except NotTrained as missing:
+                print(f"not finished: {missing}", file=sys.stderr)
     def label(route: str) -> str:
         if route.startswith("rehearsal") and "ewc" in route:
             return f"rehearsal ({args.rehearsal} examples of A) + EWC (lambda {strengths[0]:g})"
@@ -169,22 +182,25 @@ def main() -> None:
             return f"EWC (lambda {route[3:]}, Fisher of {args.fisher_samples} examples of A)"
         return LABELS[route]
 
-    for route in routes:
+    lines = ["| route | seeds | A accuracy after A % | A accuracy after B % | change on A (points) | B accuracy % | "
+             "B training seconds |", "|---|---|---|---|---|---|---|"]
+    for route in [r for r in routes if rows[r]]:
         runs = rows[route]
         change = [r["a_after"] - r["a_before"] for r in runs]
         before = "-" if route == "b_only" else mean_std([r["a_before"] for r in runs])
         delta = "-" if route == "b_only" else f"{100 * statistics.mean(change):+.1f}"
-        lines.append(f"| {label(route)} | {before} | "
+        lines.append(f"| {label(route)} | {', '.join(str(r['seed']) for r in runs)} | {before} | "
                      f"{mean_std([r['a_after'] for r in runs])} | {delta} | {mean_std([r['b'] for r in runs])} | "
                      f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     command = "HF_HUB_OFFLINE=1 PYTHONPATH=src nice -n 10 .venv/bin/python bench/continual_airline.py " \
-        + " ".join(sys.argv[1:])
+        + " ".join(a for a in sys.argv[1:] if a not in ("--table-only", "--write-docs"))
     section = (f"{MARKERS[0]}\nall-MiniLM-L6-v2; task A `airline-sentiment`, task B `tweets-sentiment`, "
                f"{args.train} training examples each (a fixed stratified sample), validation {args.eval_samples}, "
                f"test {args.test} of each (fixed stratified samples of the test splits); {args.epochs:g} epoch(s) "
                f"per task, batch 16, learning rate {args.lr:g} (full) / {args.lora_lr:g} (LoRA), bf16 autocast; "
-               f"seeds {args.seeds}; mean ± sample standard deviation over seeds. \"change on A\" is the mean "
+               f"seeds {args.seeds} (a row lists those that finished); mean ± sample standard deviation over "
+               f"seeds. \"change on A\" is the mean "
                f"paired difference (after B minus after A, same seed). Seconds are indicative: 2 shared CPU cores "
                f"(load average {load} when the table was written, {time.strftime('%Y-%m-%d %H:%M')} UTC).\n\n"
                + "\n".join(lines) + f"\n\n    {command.strip()}\n{MARKERS[1]}\n")

@@ -19,10 +19,11 @@ class RehearsalConfig(StrictModel):
 class EWCConfig(StrictModel):
     """Elastic weight consolidation (Kirkpatrick et al. 2017): lambda/2 * sum_i F_i (theta_i - theta*_i)^2."""
 
-    strength: float = Field(1e5, gt=0, description="lambda in lambda/2 * sum_i F_i (theta_i - theta*_i)^2, where "
+    strength: float = Field(1e6, gt=0, description="lambda in lambda/2 * sum_i F_i (theta_i - theta*_i)^2, where "
                                                    "F is the diagonal Fisher of run A's data and theta* A's "
-                                                   "weights. The Fisher of a trained model is small (mean about "
-                                                   "1e-6 on MiniLM), so useful values are large.")
+                                                   "weights. The Fisher of a trained model is small (mean 2.7e-6 "
+                                                   "on MiniLM after airline tweets), so useful values are large; "
+                                                   "docs/CONTINUAL.md measures 1e6.")
     fisher_samples: int = Field(200, ge=1, description="Run A's training examples (seeded sample) whose squared "
                                                        "log-likelihood gradients are averaged into F.")
 
