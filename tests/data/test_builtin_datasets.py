@@ -15,6 +15,7 @@ from tuneforge.errors import TuneforgeError
 EXPECTED_LABELS = {
     "airline-sentiment": ["negative", "neutral", "positive"],
     "chinese-reviews": ["negative", "positive"],
+    "tweets-sentiment": ["negative", "neutral", "positive"],
 }
 
 
@@ -32,7 +33,7 @@ DATASETS = [pytest.param(d, id=d.name, marks=installed(d)) for d in list_dataset
 def test_registry_lists_the_datasets() -> None:
     tasks = {d.name: d.task for d in list_datasets()}
     assert tasks == {"airline-sentiment": "text-classification", "chinese-reviews": "text-classification",
-                     "peoples-daily-ner": "token-classification"}
+                     "peoples-daily-ner": "token-classification", "tweets-sentiment": "text-classification"}
     for dataset in list_datasets():
         if dataset.task == "text-classification":
             assert list(dataset.labels) == EXPECTED_LABELS[dataset.name]

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from tuneforge.augment.config import AugmentConfig
 from tuneforge.config.base import StrictModel
+from tuneforge.continual.config import ContinualConfig
 from tuneforge.config.regularization import AdversarialConfig, DropoutConfig
 from tuneforge.errors import did_you_mean
 from tuneforge.fewshot.config import ContrastiveConfig
@@ -128,6 +129,9 @@ class TrainConfig(StrictModel):
     contrastive: ContrastiveConfig | None = Field(None, description="SetFit-style contrastive training of the "
                                                                     "encoder, then a head; docs/FEWSHOT.md.")
     output_dir: Path | None = Field(None, description="Run folder; default runs/<name>-<timestamp>.")
+    continual: ContinualConfig | None = Field(None, description="Train this task after a finished run A without "
+                                                                "forgetting A: start from its weights, with "
+                                                                "rehearsal and/or EWC; docs/CONTINUAL.md.")
 
     @field_validator("method", mode="before")
     @classmethod
@@ -148,4 +152,7 @@ class TrainConfig(StrictModel):
             raise ValueError("prompt: (PET, training through a cloze template) and contrastive: (SetFit-style "
                              "training of a sentence encoder) are two different recipes; keep one of the two "
                              "sections")
+        if self.continual is not None and (self.prompt is not None or self.contrastive is not None):
+            raise ValueError("continual: continues a plain classifier run; it does not combine with prompt: (PET) "
+                             "or contrastive:. Keep one of them")
         return self

@@ -25,7 +25,7 @@ from tuneforge.methods.params import count_parameters
 from tuneforge.models.attention import restore_attention, use_training_attention
 from tuneforge.models.backbones import load_backbone, resolve_model
 from tuneforge.models.first_token import use_first_token_shortcut
-from tuneforge.models.precision import resolve_precision
+from tuneforge.models.precision import autocast, resolve_precision
 from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, read_json, update_status, write_json
 from tuneforge.run import Run
 from tuneforge.tracking import Tracker, open_tracker
@@ -96,6 +96,11 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
     task = get_task(cfg.task)  # the one dispatch on task: (tasks/__init__.py)
     task.part("check_config")(cfg)
     splits = task.part("load_splits")(cfg.data, loop.seed)
+    body_extra: dict[str, Any] = {}
+    if cfg.continual is not None:  # run A checked, labels in A's order, rehearsal sample added (continual/)
+        from tuneforge.continual.recipe import start as start_continual
+
+        splits, body_extra["continual"] = start_continual(cfg, splits)
     model_path = resolve_model(cfg.model)  # a wrong model path fails before the run folder is created
     if cfg.contrastive is not None and (cfg.tracking.tensorboard or cfg.tracking.mlflow):
         raise TuneforgeError("tracking: the contrastive recipe (contrastive:) does not report to TensorBoard or "
@@ -131,7 +136,7 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
         if tracker.mlflow_run_id:
             update_status(run_dir, mlflow_run_id=tracker.mlflow_run_id)
         return task.part("train_body")(cfg, run_dir, splits, device, precision, resume is not None, progress,
-                                        _stop_after, tracker)
+                                        _stop_after, tracker, **body_extra)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else getattr(exc, "run_status", "failed")
         if main:
@@ -142,7 +147,7 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
 
 
 def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: bool, progress: bool,
-           stop_after: int | None, tracker: Tracker) -> Run:
+           stop_after: int | None, tracker: Tracker, continual=None) -> Run:
     loop = cfg.train
     console.quiet = not distributed.is_main()  # under torchrun one summary, from rank 0
     if cfg.prompt is not None:  # PET: the language model classifies through the template (prompting/pet.py)
@@ -155,6 +160,8 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
                                                 for name in ("train", "validation", "test")})
     else:
         backbone = load_backbone(cfg.model, splits.labels)
+        if continual is not None:  # task B starts from run A's weights
+            continual.init_weights(backbone.model)
     tokenizer = backbone.tokenizer
     if loop.fast_dropout:
         use_training_attention(backbone.model)
@@ -193,9 +200,12 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
         m = classification_metrics(val.labels, probs.argmax(-1).tolist(), splits.labels)
         return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "loss": mean_loss(probs, val.labels)}
 
+    penalty = None if continual is None else continual.penalty(
+        model.to(device), tokenizer, max_len, seed=loop.seed, pad_id=pad_id, padding_side=side, device=device,
+        autocast=lambda: autocast(precision, device))
     result = fit(model, enc["train"], loop, run_dir=run_dir, precision=precision, device=device, pad_id=pad_id,
                  padding_side=side, evaluate=evaluate, resume=resume, progress=progress, stop_after=stop_after,
-                 method=method, on_log=tracker.log)
+                 method=method, on_log=tracker.log, penalty=penalty)
     state = result.state
     if not distributed.is_main():
         return wait_for_main(run_dir)
@@ -206,6 +216,9 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
     test["loss"] = mean_loss(probs, enc["test"].labels)
     test["seconds"] = time.perf_counter() - started
     metrics = fit_metrics(state, loop, precision, device, n_trainable, n_total, test)
+    if continual is not None:  # A's test split through B's model: what was forgotten
+        metrics |= continual.finish(run_dir, model, tokenizer, max_len,
+                                    lambda data: predict_proba(model, data, **eval_kwargs))
     write_json(run_dir / "metrics.json", metrics)
     log_records = [r for r in _read_log(run_dir / "log.jsonl") if r.get("type") == "train"]
     plot_loss(log_records, state.evals, run_dir / "loss.png", loop.metric)

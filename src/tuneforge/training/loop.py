@@ -88,10 +88,11 @@ def _improved(metric: str, value: float, best: float | None) -> bool:
 def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path, precision: Precision,
         device: torch.device, pad_id: int, padding_side: str = "right", evaluate: Evaluate | None = None,
         resume: bool = False, progress: bool = True, stop_after: int | None = None,
-        method: Method | None = None, loss_fn: LossFn | None = None, on_log: Callable[[dict], None] | None = None
-        ) -> FitResult:
+        method: Method | None = None, loss_fn: LossFn | None = None, on_log: Callable[[dict], None] | None = None,
+        penalty: Callable[[nn.Module], torch.Tensor] | None = None) -> FitResult:
     """Train ``model`` in place. ``method`` gets its ``after_step`` call after every optimizer step and
-    its state checkpointed. ``loss_fn`` replaces the model's own cross-entropy (default). ``on_log`` sees
+    its state checkpointed. ``loss_fn`` replaces the model's own cross-entropy (default). ``penalty(model)``, a
+    term on the weights alone (EWC, continual/ewc.py), is added to every micro-batch's loss. ``on_log`` sees
     every log.jsonl record as it is written (trackers; an exception it raises stops the run, which is how
     ``tuneforge tune`` prunes a trial). ``stop_after`` simulates an interruption after that many steps (tests)."""
     model.to(device).train()
@@ -154,6 +155,9 @@ def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path
         log({"type": "eval", **record})
 
     compute_loss = build_loss(cfg, loss_fn)  # the model's CE, label smoothing, R-Drop or the recipe's own
+    if penalty is not None:  # micro-batch weights sum to 1 per step, so the penalty counts once per step
+        data_loss = compute_loss
+        compute_loss = lambda model, inputs, indices: data_loss(model, inputs, indices) + penalty(model)  # noqa: E731
 
     def probe() -> torch.Tensor:  # one example's loss: which parameters get gradients (DDP's setup)
         with autocast(precision, device):

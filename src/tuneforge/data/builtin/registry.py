@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
-from tuneforge.data.builtin import airline, chinese_reviews, peoples_daily
+from tuneforge.data.builtin import airline, chinese_reviews, peoples_daily, tweets
 from tuneforge.data.builtin.common import package_folder
 from tuneforge.data.records import DatasetSplits
 from tuneforge.errors import TuneforgeError, did_you_mean
@@ -78,6 +78,19 @@ register(
         package=peoples_daily.PACKAGE,
         install=peoples_daily.INSTALL,
         loader=peoples_daily.load,
+    )
+)
+
+register(
+    BuiltinDataset(
+        name=tweets.NAME,
+        description="Tweets on other topics than airlines (the rest of the same corpus), negative / neutral / "
+        "positive: airline-sentiment's domain-shift partner (docs/CONTINUAL.md).",
+        language="en",
+        labels=tweets.LABELS,
+        package=tweets.PACKAGE,
+        install=tweets.INSTALL,
+        loader=tweets.load,
     )
 )
 
