@@ -19,7 +19,7 @@ from tiny_gen import TOPICS, build_tiny_lm, support_pairs, write_jsonl  # noqa: 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 # (learning rate, optimizer steps); the tiny random model learns the answers' fixed words within these
-METHODS = {"full": (3e-3, 40), "lora": (2e-2, 40), "prefix": (3e-2, 40), "prompt": (1e-1, 40)}
+METHODS = {"full": (3e-3, 40), "lora": (5e-2, 40), "prefix": (1e-1, 40), "prompt": (3e-1, 40)}
 
 
 @pytest.fixture()
@@ -95,7 +95,7 @@ def test_loaded_run_generates_what_the_recipe_scored_deterministically(trained, 
     samples = [json.loads(line) for line in (trained[method] / "samples.jsonl").read_text(encoding="utf-8")
                .splitlines()]
     prompts = [s["prompt"] for s in samples]
-    answers = run.generate(prompts, max_new_tokens=12)
+    answers = run.generate(prompts, max_new_tokens=12, batch_size=4)  # the batches the recipe used
     assert answers == [s["generated"] for s in samples]  # save -> load kept the model exactly
     assert run.generate(prompts[:1], max_new_tokens=12) == answers[:1]  # alone or in a left-padded batch
     assert run.generate([prompts[0], "how do i fix my email ? " * 3], max_new_tokens=12)[0] == answers[0]

@@ -32,7 +32,7 @@ def build_tokenizer(chat: bool):
     word_level.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=word_level, bos_token="<s>", eos_token="</s>",
                                         unk_token="<unk>", pad_token="<pad>",
-                                        additional_special_tokens=["<|user|>", "<|assistant|>", "<|system|>"])
+                                        extra_special_tokens=["<|user|>", "<|assistant|>", "<|system|>"])
     if chat:
         tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
@@ -46,7 +46,7 @@ def build_tiny_lm(folder: Path, chat: bool = False) -> Path:
     config = LlamaConfig(vocab_size=len(SPECIALS) + len(WORDS), hidden_size=32, intermediate_size=64,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0,
-                         tie_word_embeddings=True)
+                         tie_word_embeddings=True, initializer_range=0.2)  # larger than 0.02: visible signals
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

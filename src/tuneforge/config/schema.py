@@ -150,4 +150,7 @@ class TrainConfig(StrictModel):
             raise ValueError("prompt: (PET, training through a cloze template) and contrastive: (SetFit-style "
                              "training of a sentence encoder) are two different recipes; keep one of the two "
                              "sections")
+        if self.generation is not None and self.task != "generation":
+            raise ValueError(f"generation: applies to task: generation only (task is {self.task}); set task: "
+                             "generation or remove the generation: section")
         return self

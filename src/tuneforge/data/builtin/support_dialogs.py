@@ -4,8 +4,10 @@ Read at run time from the installed ``chatterbot-corpus`` package (``data/englis
 ``data/chinese/*.yml``; ``yaml.safe_load``). Each file names its categories and holds conversations, lists
 of turns ``[question, answer, ...]``: every two consecutive turns make a pair (``[a, b, c]`` gives (a, b)
 and (b, c)). Turns that are not text (a YAML ``yes`` read as a boolean, a number, a nested list) break
-the pairs they are in, which are dropped; whitespace is normalised; exact duplicate pairs (same language,
-prompt and response) are kept once.
+the pairs they are in, which are dropped; a prompt's whitespace is normalised (an answer keeps its line
+breaks: the coding answers hold code); exact duplicate pairs (same language, prompt and response) are kept
+once. That matters: ``tech_support.yml`` has 1,050 conversations but only 10 distinct ones, so the English
+part has 1,176 distinct pairs (1,015 distinct prompts) and the Chinese 550 (447).
 
 The split is fixed (seeded, independent of the training seed) and made by *prompt*: all answers to one
 question land in the same split, so a test question is never seen in training. Within each (language,
@@ -37,10 +39,15 @@ def conversation_pairs(conversation: object) -> tuple[list[tuple[str, str]], int
     pairs, dropped = [], 0
     for first, second in zip(conversation, conversation[1:]):
         if isinstance(first, str) and isinstance(second, str) and normalise_space(first) and normalise_space(second):
-            pairs.append((normalise_space(first), normalise_space(second)))
+            pairs.append((normalise_space(first), keep_lines(second)))
         else:
             dropped += 1
     return pairs, dropped
+
+
+def keep_lines(text: str) -> str:
+    """An answer with its line breaks (the coding answers hold code) but no trailing spaces or blank edges."""
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
 def read_language(folder: Path, language: str):
@@ -73,22 +80,26 @@ def read_language(folder: Path, language: str):
 
 
 def deal(pairs: list, seed: int) -> tuple[list, list, list]:
-    """Train / validation / test by distinct prompt within each (language, category); see the module doc."""
-    strata: dict[tuple[str, str], dict[str, None]] = {}  # distinct prompts in first-seen order
+    """Train / validation / test by distinct prompt within each (language, category); see the module doc.
+    A prompt found in several categories belongs to the first one it appears in (so it is in one split)."""
+    home: dict[tuple[str, str], str] = {}  # (language, prompt) -> its category
+    strata: dict[tuple[str, str], list[str]] = {}  # (language, category) -> distinct prompts, first-seen order
     for pair in pairs:
-        strata.setdefault((pair.meta["language"], pair.meta["category"]), {})[pair.prompt] = None
-    where: dict[tuple[str, str, str], int] = {}  # (language, category, prompt) -> 0 train, 1 validation, 2 test
-    for key, distinct in strata.items():
-        prompts = list(distinct)
+        key = (pair.meta["language"], pair.prompt)
+        if key not in home:
+            home[key] = pair.meta["category"]
+            strata.setdefault((key[0], home[key]), []).append(pair.prompt)
+    where: dict[tuple[str, str], int] = {}  # (language, prompt) -> 0 train, 1 validation, 2 test
+    for (language, category), prompts in strata.items():
         # one generator per stratum: a language's split is the same whether or not the other is loaded
-        random.Random(f"{seed}-{key[0]}-{key[1]}").shuffle(prompts)
+        random.Random(f"{seed}-{language}-{category}").shuffle(prompts)
         n = len(prompts)
         n_val, n_test = (int(n * SHARES[1] + 0.5), int(n * SHARES[2] + 0.5)) if n >= 3 else (0, 0)
         for i, prompt in enumerate(prompts):
-            where[(*key, prompt)] = 2 if i < n_test else 1 if i < n_test + n_val else 0
+            where[(language, prompt)] = 2 if i < n_test else 1 if i < n_test + n_val else 0
     out: tuple[list, list, list] = ([], [], [])
     for pair in pairs:
-        out[where[(pair.meta["language"], pair.meta["category"], pair.prompt)]].append(pair)
+        out[where[(pair.meta["language"], pair.prompt)]].append(pair)
     return out
 
 

@@ -37,8 +37,10 @@ def _text(value: object) -> str | None:
                      else f"the value {value!r}")
 
 
-def _suggest(name: str, role: str, keys: list[str]) -> str:
-    best = closest(name, keys) or next((k for k in keys if k.lower() in _USUAL[role]), None)
+def _suggest(name: str, role: str, keys: list[str], used: tuple[str, str]) -> str:
+    keys = [k for k in keys if k not in used]  # the other configured column is not a candidate
+    # a usual name for the role first ("answer" for the response), then a close spelling ("promt")
+    best = next((k for k in keys if k.lower() in _USUAL[role]), None) or closest(name, keys)
     return f'did you mean "{best}"? Rename it, or set data.{role}_column: {best}' if best else \
         f"add it, or set data.{role}_column to the field that holds the {role}s"
 
@@ -64,12 +66,13 @@ def read_pairs(path: str | Path, *, prompt_column: str = "prompt", response_colu
            f'reset my password?", "{response_column}": "Open Settings, then ..."}}).'
     raw = parser(read_text(path, shown), shown, hint)
     problems = list(raw.problems)
+    used = (prompt_column, response_column)
     wanted = [(prompt_column, "prompt")] + ([(response_column, "response")] if require_response else [])
     if raw.columns is not None:  # CSV/TSV: a missing column is one mistake, reported once
         for name, role in wanted:
             if name not in raw.columns:
                 problems.append(f'{shown} line {raw.header_line}: no column "{name}" (the header has: '
-                                f"{', '.join(raw.columns)}); {_suggest(name, role, raw.columns)}.")
+                                f"{', '.join(raw.columns)}); {_suggest(name, role, raw.columns, used)}.")
         if problems:
             raise_problems(f"{shown}: {len(problems)} problem(s); nothing was read. Fix them and run again:",
                            problems)
@@ -85,7 +88,7 @@ def read_pairs(path: str | Path, *, prompt_column: str = "prompt", response_colu
                 ok = False
         for name, role in wanted:
             if name not in row:
-                extra = f" (the record has: {', '.join(row)}); {_suggest(name, role, list(row))}" \
+                extra = f" (the record has: {', '.join(row)}); {_suggest(name, role, list(row), used)}" \
                     if role == "prompt" or prompt_column not in row else \
                     f': a prompt with no answer. Add the reference answer as "{name}" (or use `tuneforge ' \
                     "generate --input` for prompts alone)"

@@ -3,12 +3,14 @@
 Prompts are padded on the left so every prompt's last token sits at the last position, where generation
 continues; transformers counts positions from each row's first real token (the attention mask), so the
 padding does not change what a prompt produces. Prompts of similar length are batched together (less
-padding). Sampling draws from torch's generator seeded with ``seed`` (and forked, so the caller's random
-state is untouched): the same call gives the same answers.
+padding); for prompt tuning only prompts of equal length share a batch (see :func:`batches`). Sampling
+draws from torch's generator seeded with ``seed`` (and forked, so the caller's random state is untouched):
+the same call gives the same answers.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,13 +61,11 @@ def generate_ids(model: nn.Module, prompts: Sequence[list[int]], sampling: Sampl
     sampling.check()
     was_training = model.training
     model.eval()
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[list[int]] = [[] for _ in prompts]
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(sampling.seed)
-            for start in range(0, len(order), batch_size):
-                batch = order[start:start + batch_size]
+            for batch in batches([len(p) for p in prompts], batch_size, same_length=prompt_learning(model)):
                 width = max(len(prompts[i]) for i in batch)
                 ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
                 mask = torch.zeros_like(ids)
@@ -73,7 +73,9 @@ def generate_ids(model: nn.Module, prompts: Sequence[list[int]], sampling: Sampl
                     n = len(prompts[i])
                     ids[row, width - n:] = torch.tensor(prompts[i])
                     mask[row, width - n:] = 1
-                with autocast(precision, device):
+                with autocast(precision, device), warnings.catch_warnings():
+                    # peft, prompt tuning: "Position ids are not supported ... Ignoring" (see batches())
+                    warnings.filterwarnings("ignore", message="Position ids are not supported")
                     generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                                                eos_token_id=stop_ids, pad_token_id=pad_id, use_cache=True,
                                                **sampling.generate_kwargs())
@@ -84,6 +86,27 @@ def generate_ids(model: nn.Module, prompts: Sequence[list[int]], sampling: Sampl
     finally:
         model.train(was_training)
     return out
+
+
+def prompt_learning(model: nn.Module) -> bool:
+    """True for a peft prompt-learning model (prompt tuning): peft ignores the position ids it is given."""
+    config = getattr(model, "peft_config", None)
+    active = getattr(model, "active_adapter", None)
+    return bool(config) and getattr(config.get(active), "is_prompt_learning", False)
+
+
+def batches(lengths: Sequence[int], batch_size: int, same_length: bool) -> list[list[int]]:
+    """Indices of each batch, prompts of similar length together. ``same_length``: only prompts of equal
+    length share a batch (no padding), for prompt tuning: peft drops the position ids that make left padding
+    harmless, so a padded prompt would see shifted positions and answer differently."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and len(groups[-1]) < batch_size and (not same_length or lengths[groups[-1][0]] == lengths[i]):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 def decode(tokenizer, ids: Sequence[list[int]]) -> list[str]:
