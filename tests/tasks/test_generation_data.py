@@ -220,3 +220,11 @@ def test_datasets_export_writes_prompt_response_records(tmp_path):
     first = json.loads(paths["test"].read_text(encoding="utf-8").splitlines()[0])
     assert set(first) == {"prompt", "response", "language", "category"} and first["language"] == "zh"
     assert len(read_pairs(paths["train"])) == len(load_builtin("support-dialogs-zh").train)  # it reads back
+
+
+def test_generation_batches_group_similar_lengths_and_only_equal_ones_for_prompt_tuning():
+    from tuneforge.tasks.generation.generate import batches
+
+    assert batches([3, 1, 3, 2], 2, same_length=False) == [[1, 3], [0, 2]]
+    assert batches([3, 1, 3, 2], 2, same_length=True) == [[1], [3], [0, 2]]
+    assert batches([5, 5, 5], 2, same_length=True) == [[0, 1], [2]]
