@@ -25,6 +25,7 @@ from tuneforge.recipes.prune import prune  # noqa: E402
 from tuneforge.recipes.train import train  # noqa: E402
 from tuneforge.recipes.zeroshot import zeroshot  # noqa: E402
 from tuneforge.run import Run, Runs, load  # noqa: E402
+from tuneforge.tasks.generation.run import GenerationRun  # noqa: E402
 from tuneforge.tasks.token_classification.files import read_token_examples  # noqa: E402
 from tuneforge.tasks.token_classification.run import TokenRun  # noqa: E402
 from tuneforge.tune import tune  # noqa: E402
@@ -32,4 +33,4 @@ from tuneforge.tune import tune  # noqa: E402
 __all__ = ["Ensemble", "FewShotResult", "OnnxRun", "PretrainConfig", "RecommendConfig", "Run", "Runs", "TokenRun",
            "TrainConfig", "TuneforgeError", "__version__", "compare", "distill", "ensemble", "explain", "fewshot",
            "load", "load_recommender", "lr_find", "pretrain", "prune", "read_token_examples", "train",
-           "train_recommender", "tune", "zeroshot"]
+           "train_recommender", "tune", "zeroshot", "GenerationRun"]

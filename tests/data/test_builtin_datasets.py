@@ -33,7 +33,9 @@ DATASETS = [pytest.param(d, id=d.name, marks=installed(d)) for d in list_dataset
 def test_registry_lists_the_datasets() -> None:
     tasks = {d.name: d.task for d in list_datasets()}
     assert tasks == {"airline-sentiment": "text-classification", "chinese-reviews": "text-classification",
-                     "peoples-daily-ner": "token-classification", "tweets-sentiment": "text-classification"}
+                     "peoples-daily-ner": "token-classification", "tweets-sentiment": "text-classification",
+                     "support-dialogs": "generation",
+                     "support-dialogs-en": "generation", "support-dialogs-zh": "generation"}
     for dataset in list_datasets():
         if dataset.task == "text-classification":
             assert list(dataset.labels) == EXPECTED_LABELS[dataset.name]

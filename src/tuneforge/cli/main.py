@@ -177,6 +177,35 @@ def predict(
         sys.stdout.write("\n".join(lines) + "\n")
 
 
+@app.command()
+def generate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished generation run folder (task: generation).")],
+    prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="A prompt to answer (repeatable).")
+                      ] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="File of prompts: .txt (one per line), "
+                                                                       ".jsonl/.csv/.tsv (the run's prompt "
+                                                                       "column).")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 128,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (--sample).")] = 0.7,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling: keep the most likely tokens up to this "
+                                              "probability mass (--sample).")] = 0.9,
+    top_k: Annotated[int, typer.Option(help="Sample among this many most likely tokens; 0: no limit (--sample).")
+                     ] = 50,
+    greedy: Annotated[bool, typer.Option("--greedy/--sample", help="Greedy decoding (deterministic) or sampling "
+                                                                   "with temperature, top-p, top-k.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the sampling.")] = 0,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write JSON lines here instead of "
+                                                                         "stdout.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Prompts per generate call.")] = 16,
+) -> None:
+    """Answer prompts with a generation run: one JSON line per prompt, {"prompt", "response"} (docs/GENERATION.md)."""
+    from tuneforge.tasks.generation.cli import generate_command
+
+    generate_command(run_dir, list(prompt or []), input, output,
+                     dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                          do_sample=not greedy, seed=seed), batch_size, err)
+
+
 @app.command("eval")
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],

@@ -15,6 +15,7 @@ from tuneforge.errors import did_you_mean
 from tuneforge.fewshot.config import ContrastiveConfig
 from tuneforge.methods import registry
 from tuneforge.prompting.config import PromptConfig
+from tuneforge.tasks.generation.config import GenerationConfig
 from tuneforge.tracking.config import TrackingConfig
 from tuneforge.tune.config import SearchConfig
 
@@ -35,6 +36,9 @@ class DataConfig(StrictModel):
     max_eval_samples: int | None = Field(None, gt=0, description="Evaluate during training on a stratified "
                                                                   "sample of this many validation examples.")
     max_length: int = Field(128, ge=8, description="Truncate inputs to this many tokens.")
+    prompt_column: str = Field("prompt", description="task: generation: column / key holding the prompt.")
+    response_column: str = Field("response", description="task: generation: column / key holding the reference "
+                                                         "answer.")
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -110,9 +114,10 @@ class TrainConfig(StrictModel):
     name: str = Field("run", min_length=1, description="Run name; the run folder is runs/<name>-<timestamp>.")
     model: str = Field("minilm", description="Backbone: an alias (minilm, smollm2; docs/MODELS.md), a local "
                                                   "Hugging Face folder or a hub name.")
-    task: Literal["text-classification", "token-classification"] = Field(
+    task: Literal["text-classification", "token-classification", "generation"] = Field(
         "text-classification", description="text-classification: one label per text; token-classification: a BIO "
-                                           "tag per word, named entities (docs/NER.md).")
+                                           "tag per word, named entities (docs/NER.md); generation: replies from a "
+                                           "causal LM fine-tuned on prompt/response pairs (docs/GENERATION.md).")
     data: DataConfig = Field(description="Where the examples come from.")
     method: MethodUnion = Field(default_factory=lambda: registry()["full"].config(),  # type: ignore[valid-type]
                                 description="Fine-tuning method and its options (`name:` picks it).")
@@ -132,6 +137,8 @@ class TrainConfig(StrictModel):
     continual: ContinualConfig | None = Field(None, description="Train this task after a finished run A without "
                                                                 "forgetting A: start from its weights, with "
                                                                 "rehearsal and/or EWC; docs/CONTINUAL.md.")
+    generation: GenerationConfig | None = Field(None, description="task: generation: system prompt and scoring "
+                                                                  "(ROUGE-L generations); docs/GENERATION.md.")
 
     @field_validator("method", mode="before")
     @classmethod
@@ -155,4 +162,7 @@ class TrainConfig(StrictModel):
         if self.continual is not None and (self.prompt is not None or self.contrastive is not None):
             raise ValueError("continual: continues a plain classifier run; it does not combine with prompt: (PET) "
                              "or contrastive:. Keep one of them")
+        if self.generation is not None and self.task != "generation":
+            raise ValueError(f"generation: applies to task: generation only (task is {self.task}); set task: "
+                             "generation or remove the generation: section")
         return self

@@ -39,8 +39,11 @@ def load_hf_folder(folder: Path) -> nn.Module:
     if is_prompt_folder(folder):  # trained through a prompt: the language model with its verbalizer
         return load_prompt_folder(folder)
     # The head class the folder was saved with (config.json "architectures"): sequence or token classification.
-    token = any(a.endswith("ForTokenClassification") for a in config.get("architectures") or [])
-    auto_class = TASKS["token-classification" if token else "text-classification"].auto_class
+    architectures = config.get("architectures") or []
+    token = any(a.endswith("ForTokenClassification") for a in architectures)
+    causal = any(a.endswith("ForCausalLM") for a in architectures)  # generation (PET folders returned above)
+    auto_class = TASKS["token-classification" if token else "generation" if causal else "text-classification"
+                       ].auto_class
     model = getattr(transformers, auto_class).from_pretrained(folder, dtype=torch.float32)
     use_last_token_pooling(model)  # decoders: the pooling load_backbone installs (hooks are not saved)
     return model

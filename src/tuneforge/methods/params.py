@@ -15,8 +15,10 @@ def head_parameter_names(model: nn.Module, new_parameters: set[str]) -> set[str]
     """The task head: parameters outside the base model (``classifier``, ``score``), the pooler that
     feeds them, and anything freshly initialised. Every method trains these. A prompt-trained language
     model (prompting/pet.py) has none: its LM head, read at the verbalizer's words, is the classifier."""
-    if getattr(model, "_tuneforge_prompt_classifier", False):
-        return set()
+    from tuneforge.tasks import task_of_model
+
+    if getattr(model, "_tuneforge_prompt_classifier", False) or not task_of_model(model).new_head:
+        return set()  # (a causal LM generating text: its LM head is pretrained, not a new head)
     prefix = getattr(model, "base_model_prefix", "")
     names = set()
     for name, _ in model.named_parameters():

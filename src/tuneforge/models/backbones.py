@@ -168,6 +168,8 @@ def load_backbone(name: str, labels: list[str], task: str = "text-classification
     from tuneforge.tasks import get_task
 
     path = resolve_model(name)
+    if get_task(task).load_backbone is not None:  # a task with its own model (generation: the causal LM)
+        return get_task(task).part("load_backbone")(path)
     model, new = load_classifier(path, labels, get_task(task).auto_class)
     tokenizer = load_tokenizer(path, padding_side="left" if is_last_token_classifier(model) else None)
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:

@@ -23,6 +23,8 @@ class Task:
     train_body: str  # "module:function" the training recipe's body after setup (recipes/train.py)
     run_class: str  # "module:Class" a loaded run becomes
     eval_command: str | None = None  # "module:function" for `tuneforge eval` (None: the classification one)
+    load_backbone: str | None = None  # "module:function" (model path) -> Backbone (None: a classifier head)
+    new_head: bool = True  # False: the pretrained model already predicts the task (an LM head); no head to train
 
     def part(self, which: str) -> Any:
         module, _, name = getattr(self, which).partition(":")
@@ -30,6 +32,7 @@ class Task:
 
 
 TOKEN = "tuneforge.tasks.token_classification"
+GEN = "tuneforge.tasks.generation"
 TASKS: dict[str, Task] = {
     "text-classification": Task("text-classification", "AutoModelForSequenceClassification", "SEQ_CLS",
                                 "tuneforge.tasks.text_classification:check_config",
@@ -38,6 +41,9 @@ TASKS: dict[str, Task] = {
     "token-classification": Task("token-classification", "AutoModelForTokenClassification", "TOKEN_CLS",
                                  f"{TOKEN}.recipe:check_config", f"{TOKEN}.data:load_splits",
                                  f"{TOKEN}.recipe:train_body", f"{TOKEN}.run:TokenRun", f"{TOKEN}.cli:eval_command"),
+    "generation": Task("generation", "AutoModelForCausalLM", "CAUSAL_LM", f"{GEN}.recipe:check_config",
+                       f"{GEN}.data:load_splits", f"{GEN}.recipe:train_body", f"{GEN}.run:GenerationRun",
+                       f"{GEN}.cli:eval_command", f"{GEN}.recipe:load_causal_lm", new_head=False),
 }
 
 
@@ -62,8 +68,13 @@ def task_of_run(run_dir) -> Task:
 
 
 def task_of_model(model: Any) -> Task:
-    """The task of a transformers (or peft-wrapped) model, by its head class."""
+    """The task of a transformers (or peft-wrapped) model, by its head class. A causal LM that classifies
+    through a prompt (PET, prompting/pet.py, marked ``_tuneforge_prompt_classifier``) is a text classifier."""
     get = getattr(model, "get_base_model", None)
     base = get() if callable(get) else model
-    return TASKS["token-classification"] if type(base).__name__.endswith("ForTokenClassification") \
-        else TASKS["text-classification"]
+    name = type(base).__name__
+    if name.endswith("ForTokenClassification"):
+        return TASKS["token-classification"]
+    if name.endswith("ForCausalLM") and not getattr(base, "_tuneforge_prompt_classifier", False):
+        return TASKS["generation"]
+    return TASKS["text-classification"]

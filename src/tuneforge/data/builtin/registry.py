@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 
-from tuneforge.data.builtin import airline, chinese_reviews, peoples_daily, tweets
+from tuneforge.data.builtin import airline, chinese_reviews, peoples_daily, support_dialogs, tweets
 from tuneforge.data.builtin.common import package_folder
 from tuneforge.data.records import DatasetSplits
 from tuneforge.errors import TuneforgeError, did_you_mean
@@ -93,6 +93,21 @@ register(
         loader=tweets.load,
     )
 )
+for _codes, _suffix, _words in ((("en", "zh"), "", "English and Chinese"), (("en",), "-en", "English"),
+                                (("zh",), "-zh", "Chinese")):
+    register(
+        BuiltinDataset(
+            name=support_dialogs.NAME + _suffix,
+            description=f"{_words} (question, answer) pairs from the ChatterBot corpus (tech support, trivia, "
+            "small talk; meta language, category), split by question (docs/GENERATION.md).",
+            language="+".join(_codes),
+            labels=(),
+            task="generation",
+            package=support_dialogs.PACKAGE,
+            install=support_dialogs.INSTALL,
+            loader=partial(support_dialogs.load, _codes),
+        )
+    )
 
 
 def list_datasets() -> list[BuiltinDataset]:

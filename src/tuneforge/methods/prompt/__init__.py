@@ -21,7 +21,7 @@ from torch import nn
 
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.base import MethodConfig, register
-from tuneforge.methods.params import head_modules
+from tuneforge.methods.params import head_modules, peft_task_type
 from tuneforge.methods.peft_folder import PeftMethod
 from tuneforge.models.backbones import Backbone
 
@@ -65,7 +65,7 @@ class Prompt(PeftMethod):
         init = {"random": peft.PromptTuningInit.RANDOM, "vocab": peft.PromptTuningInit.SAMPLE_VOCAB,
                 "text": peft.PromptTuningInit.TEXT}[cfg.init]
         peft_config = peft.PromptTuningConfig(
-            task_type=peft.TaskType.SEQ_CLS, num_virtual_tokens=cfg.num_virtual_tokens, prompt_tuning_init=init,
+            task_type=peft_task_type(model), num_virtual_tokens=cfg.num_virtual_tokens, prompt_tuning_init=init,
             prompt_tuning_init_text=cfg.init_text, tokenizer_name_or_path=backbone.path if cfg.init == "text" else None,
             modules_to_save=head_modules(model, backbone.new_parameters))
         return peft.get_peft_model(model, peft_config)
