@@ -87,6 +87,7 @@ def finetune(encoder, entries: list[Entry], cfg, max_length: int, precision: str
                 losses.append(loss.item())
                 rate = step * cfg.batch_size / (time.perf_counter() - started)
                 log.write(json.dumps({"step": step, "loss": losses[-1], "pairs_per_second": rate}) + "\n")
+                log.flush()  # follow a long fine-tune with tail -f
                 bar.update(task, completed=step, loss=f"{losses[-1]:.4f}", rate=f"{rate:.1f}")
     encoder.eval()
     head = losses[:max(1, len(losses) // 10)]
