@@ -148,4 +148,28 @@ def test_config_show_lists_the_assistant_fields(monkeypatch, capsys):
     out = capsys.readouterr().out
     for section in ("kb:", "retrieval:", "finetune:", "routing:", "eval:", "serve:"):
         assert f"\n{section}" in out, section
-    assert "  fusion: Literal['rrf', 'mix'] = 'rrf'" in out and "  min_score: float = 0.5" in out
+    assert "  fusion: Literal['rrf', 'mix'] = 'rrf'" in out and "  min_score: float = 0.6" in out
+
+
+def test_a_real_intent_run_trained_on_the_kb_categories_routes(cli, tmp_path, tiny_bert):
+    """intents -> tuneforge train (tiny BERT) -> routing.intent_run: the run is loaded through tuneforge.load."""
+    import tuneforge
+
+    folder = tmp_path / "bot"
+    assert cli("build", write_config(tmp_path, tiny_bert), f"output_dir={folder}", "retrieval.dense=false",
+               "finetune.enabled=false", "--quiet")[0] == 0
+    assert cli("intents", folder, tmp_path / "intents.jsonl")[0] == 0
+    rows = (tmp_path / "intents.jsonl").read_text().splitlines()
+    (tmp_path / "train.jsonl").write_text("\n".join(rows * 4) + "\n")
+    run = tuneforge.train({"name": "intents", "model": str(tiny_bert), "output_dir": str(tmp_path / "intent-run"),
+                           "data": {"train": str(tmp_path / "train.jsonl"), "validation": str(tmp_path / "train.jsonl"),
+                                    "max_length": 16},
+                           "method": {"name": "full"},
+                           "train": {"max_steps": 4, "batch_size": 8, "learning_rate": 5e-3, "precision": "fp32"}},
+                          progress=False)
+    cfg = yaml.safe_load((folder / "config.yaml").read_text())
+    cfg["routing"].update(intent_run=str(run.dir), human_intents=list(run.labels), min_intent_confidence=0.0)
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    reply = load_assistant(folder).ask("my bag was lost")
+    assert reply["intent"]["label"] in run.labels and 0 < reply["intent"]["confidence"] <= 1
+    assert reply["route"] == "human" and "is always handed to a person" in reply["reason"]

@@ -85,7 +85,7 @@ def test_a_close_match_is_answered_from_the_knowledge_base(entries):
     assert reply["route"] == "kb" and reply["answer"] == KB[0]["answer"]
     assert reply["matched_question"] in ("How do I reset my password?", "I forgot my password")
     assert reply["score"] == pytest.approx(1.0) and reply["score_kind"] == "cosine" and reply["intent"] is None
-    assert "cosine 1.00 >= 0.5" in reply["reason"]
+    assert "cosine 1.00 >= 0.6" in reply["reason"]
 
 
 def test_a_poor_match_goes_to_a_person_without_a_generation_run(entries):

@@ -83,7 +83,7 @@ class FinetuneConfig(StrictModel):
 class RoutingConfig(StrictModel):
     """When to answer from the knowledge base, when with a generated reply, when to hand over to a person."""
 
-    min_score: float = Field(0.5, ge=0, le=1, description="Answer from the knowledge base only if the matched "
+    min_score: float = Field(0.6, ge=0, le=1, description="Answer from the knowledge base only if the matched "
                                                           "question's score reaches this: cosine to the query "
                                                           "with dense retrieval, else the share of the query's "
                                                           "tokens found in the matched question.")
