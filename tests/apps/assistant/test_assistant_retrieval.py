@@ -127,3 +127,17 @@ def test_the_threshold_is_inclusive(entries):
     below = route("q", [Hit(0, 1.0, 0.4999, None, 0.4999)], entries, cfg, None, None, "cosine")
     assert (at["route"], below["route"]) == ("kb", "human")
     assert route("q", [], entries, cfg, None, None, "cosine")["reason"].startswith("nothing in the knowledge base")
+
+
+def test_indexing_questions_with_their_answers(tmp_path):
+    from tuneforge.apps.assistant import build_assistant
+
+    def build(fields):
+        return build_assistant({"kb": {"path": str(write_kb(tmp_path / "kb.jsonl"))},
+                                "output_dir": str(tmp_path / fields), "eval": {"holdout": False},
+                                "retrieval": {"dense": False, "fields": fields}}, progress=False)
+
+    query = "bank transfers"  # words of an answer only
+    assert build("question").search(query) == []
+    hit = build("question_answer").search(query)[0]
+    assert hit["id"] == "pay" and hit["similarity"] == pytest.approx(1.0)
