@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from tuneforge.apps.monitor.cli import monitor_app
 from tuneforge.apps.recommend.cli import recommend_app
+from tuneforge.apps.assistant.cli import assistant_app
 from tuneforge.errors import TuneforgeError
 
 app = typer.Typer(help="Adapt pretrained language models to your task: fine-tune, evaluate, predict.",
@@ -27,6 +28,7 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(config_app, name="config")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(recommend_app, name="recommend")
+app.add_typer(assistant_app, name="assistant")
 out = Console()
 err = Console(stderr=True)
 

@@ -18,9 +18,13 @@ def _recipes() -> dict[str, type[BaseModel]]:
     from tuneforge.pretraining.config import PretrainConfig
     from tuneforge.serve.config import ServeConfig
 
-    return {"train": TrainConfig, "prune": PruneConfig, "distill": DistillConfig, "serve": ServeConfig,
+    recipes = {"train": TrainConfig, "prune": PruneConfig, "distill": DistillConfig, "serve": ServeConfig,
             "monitor": MonitorConfig, "pretrain": PretrainConfig,
             "recommend": RecommendConfig}
+    from tuneforge.apps.assistant.config import AssistantConfig
+
+    recipes["assistant"] = AssistantConfig
+    return recipes
 
 
 def _type_name(annotation: Any) -> str:

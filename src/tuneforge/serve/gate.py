@@ -18,6 +18,7 @@ from tuneforge.serve.limits import ApiError, error_response
 from tuneforge.serve.logs import texts_field
 
 ENDPOINTS = ("/v1/predict", "/v1/models", "/healthz", "/metrics", "/docs", "/openapi.json", "/redoc")
+ENDPOINTS += ("/v1/chat", "/")  # tuneforge assistant serve (apps/assistant/app.py) passes the same gate
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
