@@ -146,6 +146,26 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
         raise
 
 
+def apply_method(backbone, cfg: TrainConfig, n_train: int, precision: str):
+    """The method on the backbone, with the loop's CPU speed-ups; returns (method, model). Shared by every
+    task's training body."""
+    loop = cfg.train
+    if loop.fast_dropout:
+        use_training_attention(backbone.model)
+    method = build_method(cfg.method)
+    method.plan(count_steps(n_train, loop))
+    model = method.apply(backbone)
+    if loop.fast_dropout:
+        use_fast_dropout(model)
+    if precision == "bf16" and not method.saves_base:
+        # The frozen base is rebuilt from the backbone when the run is loaded, so it can be held in bf16
+        # while training: autocast would otherwise re-cast every frozen weight on every forward pass.
+        for param in model.parameters():
+            if not param.requires_grad:
+                param.data = param.data.to(torch.bfloat16)
+    return method, model
+
+
 def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: bool, progress: bool,
            stop_after: int | None, tracker: Tracker, continual=None) -> Run:
     loop = cfg.train
@@ -163,25 +183,13 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
         if continual is not None:  # task B starts from run A's weights
             continual.init_weights(backbone.model)
     tokenizer = backbone.tokenizer
-    if loop.fast_dropout:
-        use_training_attention(backbone.model)
-    method = build_method(cfg.method)
-    method.plan(count_steps(len(splits.train), loop))
-    model = method.apply(backbone)
-    if loop.fast_dropout:
-        use_fast_dropout(model)
+    method, model = apply_method(backbone, cfg, len(splits.train), precision)
     if loop.first_token_shortcut:
         use_first_token_shortcut(model)
     n_trainable, n_total = count_parameters(model)
     console.print(f"[bold]{escape(cfg.name)}[/]: {cfg.method.name} on {escape(backbone.path)} - trainable parameters "
                   f"{n_trainable:,} of {n_total:,} ({100 * n_trainable / n_total:.3f}%), precision {precision}, "
                   f"{len(splits.train):,} training examples")
-    if precision == "bf16" and not method.saves_base:
-        # The frozen base is rebuilt from the backbone when the run is loaded, so it can be held in bf16
-        # while training: autocast would otherwise re-cast every frozen weight on every forward pass.
-        for param in model.parameters():
-            if not param.requires_grad:
-                param.data = param.data.to(torch.bfloat16)
 
     max_len = cfg.data.max_length
     enc = {name: encode(getattr(splits, name), tokenizer, splits.labels, max_len)

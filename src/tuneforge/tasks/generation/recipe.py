@@ -18,9 +18,7 @@ from rich.markup import escape
 
 from tuneforge.errors import TuneforgeError
 from tuneforge.evaluation.plots import plot_loss
-from tuneforge.methods import build_method
 from tuneforge.methods.params import count_parameters
-from tuneforge.models.attention import use_training_attention
 from tuneforge.models.backbones import Backbone
 from tuneforge.models.precision import Precision
 from tuneforge.recipes.runfolder import write_json
@@ -30,8 +28,7 @@ from tuneforge.tasks.generation.data import sample
 from tuneforge.tasks.generation.generate import Sampling, decode, generate_ids
 from tuneforge.tasks.generation.metrics import answer_nll, perplexity, rouge_l
 from tuneforge.tasks.generation.records import Pair
-from tuneforge.training.fast_dropout import use_fast_dropout
-from tuneforge.training.loop import count_steps, fit
+from tuneforge.training.loop import fit
 
 console = Console(stderr=True)
 # Checked end to end on a decoder (tests/tasks/test_generation_train.py); the others are untested here.
@@ -121,7 +118,7 @@ def score(model, tokenizer, chat: ChatFormat, pairs: list[Pair], gen: Generation
 
 
 def train_body(cfg, run_dir: Path, splits, device, precision, resume: bool, progress: bool, stop_after, tracker):
-    from tuneforge.recipes.train import _read_log, fit_metrics, save_model
+    from tuneforge.recipes.train import _read_log, apply_method, fit_metrics, save_model
     from tuneforge.run import Run
 
     loop = cfg.train
@@ -139,21 +136,11 @@ def train_body(cfg, run_dir: Path, splits, device, precision, resume: bool, prog
     if gen.evaluate_base:
         console.print(f"scoring the base model on {len(splits.test):,} test pairs ({gen.eval_generations} generations)")
         base_metrics, base_samples = score(backbone.model, tokenizer, chat, splits.test, gen, **kwargs)
-    if loop.fast_dropout:
-        use_training_attention(backbone.model)
-    method = build_method(cfg.method)
-    method.plan(count_steps(len(splits.train), loop))
-    model = method.apply(backbone)
-    if loop.fast_dropout:
-        use_fast_dropout(model)
+    method, model = apply_method(backbone, cfg, len(splits.train), precision)
     n_trainable, n_total = count_parameters(model)
     console.print(f"[bold]{escape(cfg.name)}[/]: generation, {cfg.method.name} on {escape(backbone.path)} - trainable "
                   f"parameters {n_trainable:,} of {n_total:,} ({100 * n_trainable / n_total:.3f}%), precision "
                   f"{precision}, {len(splits.train):,} training pairs, {chat.describe()['format']} format")
-    if precision == "bf16" and not method.saves_base:  # as in recipes/train.py: frozen weights held in bf16
-        for param in model.parameters():
-            if not param.requires_grad:
-                param.data = param.data.to(torch.bfloat16)
 
     enc = {name: encode_pairs(getattr(splits, name), chat, max_len) for name in ("train", "validation")}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

@@ -7,15 +7,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.markup import escape
 
 from tuneforge.errors import TuneforgeError
 from tuneforge.evaluation.plots import plot_loss
-from tuneforge.methods import build_method
 from tuneforge.methods.params import count_parameters
-from tuneforge.models.attention import use_training_attention
 from tuneforge.models.backbones import load_backbone
 from tuneforge.recipes.runfolder import write_json
 from tuneforge.tasks.token_classification.data import sample
@@ -23,8 +20,7 @@ from tuneforge.tasks.token_classification.encoding import encode_tokens
 from tuneforge.tasks.token_classification.inference import predict_words, subword_probs
 from tuneforge.tasks.token_classification.metrics import entity_metrics
 from tuneforge.training import distributed
-from tuneforge.training.fast_dropout import use_fast_dropout
-from tuneforge.training.loop import count_steps, fit
+from tuneforge.training.loop import fit
 
 console = Console(stderr=True)
 # Methods that add virtual tokens (prompt, ptuning, prefix) shift or hide the positions a tag belongs to.
@@ -58,28 +54,18 @@ def check_config(cfg) -> None:
 
 
 def train_body(cfg, run_dir: Path, splits, device, precision, resume: bool, progress: bool, stop_after, tracker):
-    from tuneforge.recipes.train import _read_log, fit_metrics, save_model, wait_for_main
+    from tuneforge.recipes.train import _read_log, apply_method, fit_metrics, save_model, wait_for_main
     from tuneforge.run import Run
 
     loop, labels = cfg.train, splits.labels
     console.quiet = not distributed.is_main()  # under torchrun one summary, from rank 0
     backbone = load_backbone(cfg.model, labels, cfg.task)
     tokenizer = backbone.tokenizer
-    if loop.fast_dropout:
-        use_training_attention(backbone.model)
-    method = build_method(cfg.method)
-    method.plan(count_steps(len(splits.train), loop))
-    model = method.apply(backbone)
-    if loop.fast_dropout:
-        use_fast_dropout(model)
+    method, model = apply_method(backbone, cfg, len(splits.train), precision)
     n_trainable, n_total = count_parameters(model)
     console.print(f"[bold]{escape(cfg.name)}[/]: token classification, {cfg.method.name} on {escape(backbone.path)} "
                   f"- trainable parameters {n_trainable:,} of {n_total:,} ({100 * n_trainable / n_total:.3f}%), "
                   f"precision {precision}, {len(splits.train):,} training sentences, tags {', '.join(labels)}")
-    if precision == "bf16" and not method.saves_base:  # as in recipes/train.py: frozen weights held in bf16
-        for param in model.parameters():
-            if not param.requires_grad:
-                param.data = param.data.to(torch.bfloat16)
 
     max_len = cfg.data.max_length
     enc = {name: encode_tokens(getattr(splits, name), tokenizer, labels, max_len)
