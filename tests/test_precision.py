@@ -98,3 +98,14 @@ def test_bf16_prediction_uses_a_bf16_copy_and_keeps_the_fp32_model(make_tiny_con
     assert fp32._inference_model() == (fp32.model, "fp32")
     assert got.shape == expected.shape and abs(got - expected).max() < 0.05
     assert bf16._inference_model()[0] is model  # built once
+
+
+def test_training_works_with_gradients_switched_off_by_the_caller(tiny_config):
+    # A script that set torch.set_grad_enabled(False) for its inference part (bench/infer_vs_hf.py did)
+    # must still train: fit() turns gradients on for itself and leaves the caller's setting as it was.
+    tiny_config["train"].update(epochs=1)
+    with torch.no_grad():
+        run = tuneforge.train(tiny_config, progress=False)
+        assert not torch.is_grad_enabled()
+    losses = train_losses(run.dir)
+    assert losses and all(math.isfinite(x) for x in losses)

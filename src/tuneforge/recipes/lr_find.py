@@ -47,6 +47,7 @@ class LrFindResult:
     stopped_early: bool
 
 
+@torch.enable_grad()  # a caller may have switched gradients off globally (torch.set_grad_enabled(False))
 def lr_find(config: TrainConfig | dict | str | Path, overrides: list[str] | None = None, *,
             start_lr: float = 1e-7, end_lr: float = 1.0, steps: int = 100, smoothing: float = 0.98,
             diverge: float = 4.0, output_dir: str | Path | None = None, progress: bool = True) -> LrFindResult:

@@ -85,6 +85,7 @@ def _improved(metric: str, value: float, best: float | None) -> bool:
     return value < best if metric == "loss" else value > best
 
 
+@torch.enable_grad()  # a caller may have switched gradients off globally (torch.set_grad_enabled(False))
 def fit(model: nn.Module, train: Encoded, cfg: TrainLoopConfig, *, run_dir: Path, precision: Precision,
         device: torch.device, pad_id: int, padding_side: str = "right", evaluate: Evaluate | None = None,
         resume: bool = False, progress: bool = True, stop_after: int | None = None,

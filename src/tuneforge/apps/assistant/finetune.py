@@ -55,6 +55,7 @@ def batch_loss(encoder, batch: list[tuple[str, str, str]], max_length: int, temp
     return torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
 
 
+@torch.enable_grad()  # a caller may have switched gradients off globally (torch.set_grad_enabled(False))
 def finetune(encoder, entries: list[Entry], cfg, max_length: int, precision: str, log_path: Path,
              progress: bool = True) -> dict:
     """``cfg``: the config's ``finetune:`` section. Trains ``encoder`` in place; returns a summary."""

@@ -82,6 +82,7 @@ def step_loss(encoder: TextEncoder, batch: list[Example], items: dict[str, Item]
     return torch.nn.functional.cross_entropy(logits, target)
 
 
+@torch.enable_grad()  # a caller may have switched gradients off globally (torch.set_grad_enabled(False))
 def fit(encoder: TextEncoder, examples: list[Example], items: dict[str, Item], split: Split, cfg: RecommendConfig,
         log_path: Path, progress: bool = True) -> list[dict]:
     """The loop: shuffle, batch, loss, AdamW with linear decay; returns the logged steps."""
