@@ -24,9 +24,9 @@ from tuneforge.methods import build_method
 from tuneforge.models.attention import use_training_attention
 from tuneforge.models.backbones import load_backbone, resolve_model
 from tuneforge.models.first_token import use_first_token_shortcut
-from tuneforge.models.precision import autocast, resolve_precision
+from tuneforge.models.precision import autocast
 from tuneforge.recipes.runfolder import environment, new_run_dir, write_json
-from tuneforge.recipes.train import as_config, resolve_device
+from tuneforge.recipes.train import as_config, start_loop
 from tuneforge.training.batching import batch_order, collate, encode
 from tuneforge.training.fast_dropout import use_fast_dropout
 from tuneforge.training.lr_range import RangeTest, lr_at, plot_range_test
@@ -66,11 +66,7 @@ def lr_find(config: TrainConfig | dict | str | Path, overrides: list[str] | None
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TuneforgeError(f"{out} already exists and is not empty; give another --output folder.")
     loop = cfg.train
-    torch.manual_seed(loop.seed)
-    if loop.num_threads:
-        torch.set_num_threads(loop.num_threads)
-    device = resolve_device(loop.device)
-    precision = resolve_precision(loop.precision, device)
+    device, precision = start_loop(loop)
     splits = load_splits(cfg.data, loop.seed)
     resolve_model(cfg.model)
 

@@ -25,7 +25,7 @@ from tuneforge.methods.params import count_parameters
 from tuneforge.models.attention import restore_attention, use_training_attention
 from tuneforge.models.backbones import load_backbone, resolve_model
 from tuneforge.models.first_token import use_first_token_shortcut
-from tuneforge.models.precision import autocast, resolve_precision
+from tuneforge.models.precision import Precision, autocast, resolve_precision
 from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, read_json, update_status, write_json
 from tuneforge.run import Run
 from tuneforge.tracking import Tracker, open_tracker
@@ -50,6 +50,15 @@ def resolve_device(setting: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TuneforgeError(f'train.device = "{setting}", but no CUDA GPU is available. Use device: auto or cpu.')
     return device
+
+
+def start_loop(loop) -> tuple[torch.device, Precision]:
+    """Seed, thread count, device and precision from a config's ``train:`` section: how every recipe starts."""
+    torch.manual_seed(loop.seed)
+    if loop.num_threads:
+        torch.set_num_threads(loop.num_threads)
+    device = resolve_device(loop.device)
+    return device, resolve_precision(loop.precision, device)
 
 
 def as_config(config: TrainConfig | dict | str | Path, overrides: list[str] | None = None) -> TrainConfig:
@@ -84,14 +93,10 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
             raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another "
                                  f"output_dir, or continue it with `tuneforge train --resume {run_dir}`.")
     loop = cfg.train
-    torch.manual_seed(loop.seed)
-    if loop.num_threads:
-        torch.set_num_threads(loop.num_threads)
-    device = resolve_device(loop.device)
+    device, precision = start_loop(loop)
     device = distributed.start(device, loop.batch_size)  # torchrun: join the process group (docs/DISTRIBUTED.md)
     main = distributed.is_main()  # only rank 0 writes the run folder
     run_dir = Path(distributed.on_main(lambda: str(run_dir)))  # the folder rank 0 named (a timestamp)
-    precision = resolve_precision(loop.precision, device)
 
     task = get_task(cfg.task)  # the one dispatch on task: (tasks/__init__.py)
     task.part("check_config")(cfg)

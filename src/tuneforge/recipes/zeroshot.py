@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.markup import escape
 
@@ -34,11 +33,10 @@ from tuneforge.data.splits import subsample_stratified
 from tuneforge.errors import TuneforgeError
 from tuneforge.evaluation.metrics import classification_metrics, mean_loss
 from tuneforge.evaluation.plots import plot_confusion
-from tuneforge.models.precision import resolve_precision
 from tuneforge.prompting.scoring import PromptScorer, load_language_model
 from tuneforge.prompting.template import Template
 from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, update_status, write_json
-from tuneforge.recipes.train import as_config, resolve_device
+from tuneforge.recipes.train import as_config, start_loop
 from tuneforge.training.checkpoint import write_atomic_text
 
 console = Console(stderr=True)
@@ -69,11 +67,7 @@ def zeroshot(config: TrainConfig | dict | str | Path, overrides: list[str] | Non
     if limit is not None and limit < 1:
         raise TuneforgeError(f"--limit {limit}: give a positive number of examples per split.")
     loop = cfg.train
-    torch.manual_seed(loop.seed)
-    if loop.num_threads:
-        torch.set_num_threads(loop.num_threads)
-    device = resolve_device(loop.device)
-    precision = resolve_precision(loop.precision, device)
+    device, precision = start_loop(loop)
     splits = load_splits(cfg.data, loop.seed)
     labels = list(cfg.prompt.verbalizer)
     check_labels(splits, labels)
