@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from recommend_helpers import tiny_recommend_data, write_csv
+from recommend_helpers import cli_runner, tiny_config, tiny_recommend_data, write_csv
 
 from tuneforge.apps.recommend import load_recommender, train_recommender
 from tuneforge.cli.main import main
@@ -19,24 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture()
 def cli(monkeypatch, capsys):
-    """``cli(*args) -> (exit code, stdout, stderr)`` of ``tuneforge recommend ...`` through the real entry point."""
-
-    def invoke(*args):
-        monkeypatch.setattr(sys, "argv", ["tuneforge", "recommend", *map(str, args)])
-        with pytest.raises(SystemExit) as info:
-            main()
-        captured = capsys.readouterr()
-        return (0 if info.value.code is None else info.value.code), captured.out, captured.err
-
-    return invoke
-
-
-def tiny_config(model, data, out) -> dict:
-    return {"name": "tiny", "model": str(model), "output_dir": str(out),
-            "data": {"interactions": str(data["interactions"]), "items": str(data["items"]), "history_items": 4,
-                     "history_max_length": 32, "item_max_length": 16},
-            "split": {"mode": "last", "last_n": 3},
-            "train": {"epochs": 6, "batch_size": 8, "learning_rate": 2e-3, "precision": "fp32", "log_every": 2}}
+    return cli_runner(monkeypatch, capsys)
 
 
 @pytest.fixture(scope="module")

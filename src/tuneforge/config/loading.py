@@ -180,6 +180,11 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
             msg = msg[0].lower() + msg[1:]
             if not msg.endswith((".", "?")):
                 msg += "."
+            if override and err["type"] == "string_type" and isinstance(value, dict | list):
+                # YAML reads `{question}` as a mapping and `[x]` as a list: the user meant text
+                key, raw = override.split("=", 1)
+                msg += f' YAML reads {raw} as a {"mapping" if isinstance(value, dict) else "list"}; quote the text: ' \
+                       f"{key}=\"'{raw}'\" (in a shell), or write it quoted in the config file: '{raw}'."
             # A check over the whole config (e.g. two sections that exclude each other) has no key to name.
             problems.append(f'{where}"{dotted}" = {shown}: {msg}' if dotted else f"{where}{msg}")
     return TuneforgeError(f"{source}: the config has {len(problems)} problem(s); fix them and run again:",

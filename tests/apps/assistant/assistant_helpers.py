@@ -1,4 +1,5 @@
-"""A tiny hand-built knowledge base (English and Chinese), a bag-of-words stand-in encoder, and stub runs."""
+"""A tiny hand-built knowledge base (English and Chinese), a bag-of-words stand-in encoder, a hybrid retriever
+and an assistant built on them, and stub runs."""
 
 from __future__ import annotations
 
@@ -71,3 +72,32 @@ class StubGenerator:
     def generate(self, prompts, **kwargs):
         self.calls.append((list(prompts), kwargs))
         return [f"  generated reply to a {len(p)}-character prompt " for p in prompts]
+
+
+def make_retriever(entries, bm25=True, dense=True, **settings):
+    """BM25 and/or dense retrieval over ``entries``' questions, the dense side with :class:`BagOfWordsEncoder`."""
+    from tuneforge.apps.assistant.bm25 import BM25Index
+    from tuneforge.apps.assistant.config import RetrievalConfig
+    from tuneforge.apps.assistant.dense import DenseIndex, build_faiss
+    from tuneforge.apps.assistant.retriever import Retriever
+
+    cfg = RetrievalConfig(bm25=bm25, dense=dense, **settings)
+    texts = [e.question for e in entries]
+    lexical = BM25Index.build(texts, cfg.k1, cfg.b, cfg.cjk) if bm25 else None
+    vectors = None
+    if dense:
+        encoder = BagOfWordsEncoder()
+        vectors = encoder.encode(texts, 32).numpy()
+        vectors = DenseIndex(encoder, vectors, build_faiss(vectors, cfg.index), 32, "fp32")
+    return Retriever(entries, lexical, vectors, cfg)
+
+
+def stand_in_assistant(folder: Path, classifier=None, generator=None, **routing):
+    """An :class:`Assistant` on :data:`KB` with the hybrid stand-in retriever (no model to load)."""
+    from tuneforge.apps.assistant.assistant import Assistant
+    from tuneforge.apps.assistant.config import AssistantConfig
+    from tuneforge.apps.assistant.kb import read_kb
+
+    entries = read_kb(write_kb(folder / "kb.jsonl"))
+    cfg = AssistantConfig(kb={"path": str(folder / "kb.jsonl")}, routing=routing)
+    return Assistant(folder, cfg, entries, make_retriever(entries), classifier, generator)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -173,3 +174,46 @@ def test_a_real_intent_run_trained_on_the_kb_categories_routes(cli, tmp_path, ti
     reply = load_assistant(folder).ask("my bag was lost")
     assert reply["intent"]["label"] in run.labels and 0 < reply["intent"]["confidence"] <= 1
     assert reply["route"] == "human" and "is always handed to a person" in reply["reason"]
+
+
+def test_a_real_generation_run_answers_what_the_knowledge_base_cannot(cli, tmp_path, tiny_bert):
+    """tuneforge.train (task: generation, a tiny random Llama) -> routing.generation_run: a question far from every
+    knowledge base entry is answered by that run, from Python and from `tuneforge assistant ask`."""
+    import tuneforge
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tasks"))
+    from tiny_gen import build_tiny_lm, support_pairs, write_jsonl
+
+    pairs = support_pairs()  # "how do i fix my screen ?" -> "to fix the screen open settings then screen ."
+    run = tuneforge.train({"name": "gen", "model": str(build_tiny_lm(tmp_path / "lm")), "task": "generation",
+                           "data": {"train": str(write_jsonl(tmp_path / "pairs.jsonl", pairs)), "max_length": 48},
+                           "method": {"name": "full"}, "generation": {"max_new_tokens": 12, "eval_generations": 2},
+                           "train": {"max_steps": 40, "batch_size": 8, "learning_rate": 3e-3, "precision": "fp32",
+                                     "warmup": 0.0},
+                           "output_dir": str(tmp_path / "gen-run")}, progress=False)
+    folder = tmp_path / "bot"
+    build = [write_config(tmp_path, tiny_bert), f"output_dir={folder}", "retrieval.dense=false",
+             "finetune.enabled=false", f"routing.generation_run={run.dir}", "routing.max_new_tokens=12", "--quiet"]
+    code, _, err = cli("build", *build, "routing.prompt={question}")  # YAML reads {question} as a mapping
+    assert code == 2 and "quote the text: routing.prompt=\"'{question}'\"" in " ".join(err.split())
+    code, _, err = cli("build", *build, "routing.prompt='{question}'")  # the prompt is the question as trained
+    assert code == 0, err
+    question = "how do i fix my screen ?"  # shares only "my" with the knowledge base: coverage 1/6 < 0.6
+    expected = tuneforge.load(run.dir).generate([question], max_new_tokens=12, do_sample=False)[0].strip()
+    assert expected.startswith("to fix the screen open settings")  # the run learned its answers: not noise
+
+    reply = load_assistant(folder).ask(question)
+    assert reply["route"] == "generated" and reply["answer"] == expected
+    assert "the best match's token coverage 0.17 is below 0.6" in reply["reason"]
+    assert f"a generated reply from the generation run {run.dir}" in reply["reason"]
+    assert load_assistant(folder).ask("my bag was lost")["route"] == "kb"  # a known question still is the KB's
+
+    code, out, err = cli("ask", folder, "-q", question, "-q", "my bag was lost")
+    assert code == 0, err
+    generated, known = map(json.loads, out.splitlines())
+    assert generated["route"] == "generated" and generated["answer"] == expected
+    assert generated["reason"] == reply["reason"]
+    assert known["route"] == "kb" and known["answer"] == BAG
+    code, out, err = cli("ask", folder, "-q", question, "--no-runs")  # without the run: a person takes over
+    assert code == 0 and json.loads(out)["route"] == "human"
+    assert "no generation run is configured" in json.loads(out)["reason"]

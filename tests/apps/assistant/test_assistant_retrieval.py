@@ -6,14 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from assistant_helpers import KB, BagOfWordsEncoder, StubClassifier, StubGenerator, write_kb
+from assistant_helpers import KB, StubClassifier, StubGenerator, make_retriever, write_kb
 
 from tuneforge.apps.assistant.assistant import Assistant
-from tuneforge.apps.assistant.bm25 import BM25Index
-from tuneforge.apps.assistant.config import AssistantConfig, RetrievalConfig, RoutingConfig
-from tuneforge.apps.assistant.dense import DenseIndex, build_faiss
+from tuneforge.apps.assistant.config import AssistantConfig, RoutingConfig
 from tuneforge.apps.assistant.kb import read_kb
-from tuneforge.apps.assistant.retriever import Hit, Retriever
+from tuneforge.apps.assistant.retriever import Hit
 from tuneforge.apps.assistant.routing import route
 from tuneforge.errors import TuneforgeError
 
@@ -25,18 +23,6 @@ REWORDED = [("reset password", "pw-1"), ("track my order", "order-1"), ("refund 
 @pytest.fixture(scope="module")
 def entries(tmp_path_factory):
     return read_kb(write_kb(tmp_path_factory.mktemp("kb") / "kb.jsonl"))
-
-
-def make_retriever(entries, bm25=True, dense=True, **settings) -> Retriever:
-    cfg = RetrievalConfig(bm25=bm25, dense=dense, **settings)
-    texts = [e.question for e in entries]
-    lexical = BM25Index.build(texts, cfg.k1, cfg.b, cfg.cjk) if bm25 else None
-    vectors = None
-    if dense:
-        encoder = BagOfWordsEncoder()
-        vectors = encoder.encode(texts, 32).numpy()
-        vectors = DenseIndex(encoder, vectors, build_faiss(vectors, cfg.index), 32, "fp32")
-    return Retriever(entries, lexical, vectors, cfg)
 
 
 def group_of(entries, entry_id):

@@ -29,7 +29,8 @@ function say(who, text, extra) {
   const div = document.createElement("div"); div.className = who + (extra ? " route-" + extra.route : "");
   const span = document.createElement("span"); span.textContent = text; div.append(span);
   if (extra) { const why = document.createElement("div"); why.className = "why";
-    why.textContent = extra.route + ": " + extra.reason + (extra.matched_question ? " (matched: \\u201c" +
+    const near = extra.route === "kb" ? "matched" : "closest";  // a rejected match is not "matched"
+    why.textContent = extra.route + ": " + extra.reason + (extra.matched_question ? " (" + near + ": \\u201c" +
       extra.matched_question + "\\u201d)" : ""); div.append(why); }
   const log = document.getElementById("log"); log.append(div); log.scrollTop = log.scrollHeight;
 }

@@ -68,7 +68,9 @@ def route(question: str, hits: list[Hit], entries: list[Entry], cfg, intent: dic
         text = generator.generate([prompt], max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                                   top_p=cfg.top_p, do_sample=cfg.do_sample, seed=cfg.seed)[0]
         if text.strip():
-            return {**reply, "route": "generated", "answer": text.strip(), "reason": f"{why}: a generated reply"}
+            source = getattr(generator, "dir", None)  # a loaded run's folder; stand-ins may have none
+            return {**reply, "route": "generated", "answer": text.strip(),
+                    "reason": f"{why}: a generated reply" + (f" from the generation run {source}" if source else "")}
         why += ", and the generation run returned nothing"
     if generator is None:
         why += ", and no generation run is configured"

@@ -18,14 +18,21 @@ recommend_app = typer.Typer(help="Text-based recommender: two-tower encoder trai
 
 def _summary(metrics: dict, k: int) -> str:
     lines = [f"{'':12}{'AUC':>8}{f'NDCG@{k}':>10}{f'recall@{k}':>11}"]
-    for method in ("model", "untrained", "tfidf", "popularity"):
+    for method in ("model", "rerank", "untrained", "tfidf", "popularity"):
         if method in metrics:
             m = metrics[method]
             auc = f"{m['auc']:.4f}" if m["auc"] is not None else "-"
             lines.append(f"{method:12}{auc:>8}{m[f'ndcg@{k}']:>10.4f}{m[f'recall@{k}']:>11.4f}")
+    if "rerank" in metrics:
+        extra = metrics.get("rerank_train")
+        lines.append(f"(rerank = model + cross-encoder re-rank of the top {metrics['rerank']['top_k']}"
+                     + (f"; it added {extra['train_seconds']:.0f} s of training and {extra['eval_seconds']:.0f} s of "
+                        "scoring" if extra else "") + ")")
     users = next(metrics[m]["users"] for m in ("model", "tfidf") if m in metrics)
     lines.append(f"({users} test users with a click; split {metrics['split']['mode']}, "
                  f"{metrics['split']['test_rows']} test rows)")
+    if "ranking" in metrics:
+        lines.append(f"ranking used by `rank`: {metrics['ranking']}")
     return "\n".join(lines)
 
 
@@ -75,6 +82,9 @@ def rank(
     history: Annotated[Optional[str], typer.Option(help="Or a text describing what the user liked.")] = None,
     k: Annotated[int, typer.Option(help="How many items.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per item.")] = False,
+    rerank: Annotated[Optional[bool], typer.Option("--rerank/--no-rerank", help="Re-score the top candidates with "
+                                                   "the run's cross-encoder (default: when the run has one).",
+                                                   show_default=False)] = None,
 ) -> None:
     """The top K items for a user or a history text."""
     from tuneforge.apps.recommend.run import Recommender
@@ -84,14 +94,18 @@ def rank(
     if k < 1:
         raise TuneforgeError("--k must be at least 1.")
     rec = Recommender.load(run_dir)
-    ranked = rec.rank(user=user, history=history, k=k)
+    ranked = rec.rank(user=user, history=history, k=k, rerank=rerank)
+    reranked = "rerank_score" in ranked[0]
+    typer.echo(f"ranking: {rec.ranking if reranked else 'two-tower'}", err=True)
     if as_json:
         sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ranked))
         return
     if user is not None:
         typer.echo(f"history of {user}: {rec.history_of(user)[:300]}", err=True)
     for n, r in enumerate(ranked, 1):
-        typer.echo(f"{n:>3}. {r['score']:.4f}  {r['item']}  {r['title'][:90]}")
+        cross = "" if not reranked else f"{r['rerank_score']:>9.4f}  " if r["rerank_score"] is not None else \
+            f"{'-':>9}  "
+        typer.echo(f"{n:>3}. {cross}{r['score']:.4f}  {r['item']}  {r['title'][:90]}")
 
 
 @recommend_app.command("demo")

@@ -56,6 +56,33 @@ class LoopConfig(StrictModel):
     threads: int | None = Field(None, ge=1, description="torch threads (default: torch's own choice).")
 
 
+class RerankConfig(StrictModel):
+    """Cross-encoder re-ranking of each user's top candidates from the two towers (docs/RECOMMEND.md)."""
+
+    enabled: bool = Field(False, description="Train a cross-encoder after the two towers and re-score their top "
+                                             "`top_k` items per user with it; metrics.json then reports both.")
+    model: str | None = Field(None, description="Backbone of the cross-encoder: an alias (minilm) or a local Hugging "
+                                                "Face encoder folder (default: the config's model, as it ships, not "
+                                                "the trained towers); a one-logit head is added.")
+    top_k: int = Field(20, ge=2, description="Candidates per user re-scored (the two towers' best, the user's "
+                                             "train clicks left out); the items below keep the two towers' order.")
+    negatives: int = Field(3, ge=1, description="Items the user did not click, sampled for each training click.")
+    negative_source: Literal["logged", "random", "two_tower"] = Field(
+        "logged", description="logged: the user's shown-not-clicked items in train, topped up at random from the "
+                              "catalogue; random: catalogue items the user did not click; two_tower: the trained "
+                              "towers' top_k for the click's history (hard negatives).")
+    loss: Literal["listwise", "bce"] = Field("listwise", description="listwise: softmax cross-entropy of the click "
+                                                                     "against its negatives; bce: each pair "
+                                                                     "labelled 1 / 0.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the training clicks.")
+    batch_size: int = Field(8, ge=1, description="Clicks per step (each with `negatives` negatives).")
+    learning_rate: float = Field(3e-5, gt=0, description="AdamW learning rate (linear decay, no warm-up).")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    max_length: int = Field(128, ge=16, description="Tokens of one (history, item) pair; the longer text is cut "
+                                                    "first.")
+    seed: int = Field(0, description="Seeds negative sampling, shuffling, the head's initialisation and dropout.")
+
+
 class RecommendConfig(StrictModel):
     """``tuneforge recommend train CONFIG``: a two-tower text recommender trained on a click log."""
 
@@ -65,6 +92,7 @@ class RecommendConfig(StrictModel):
     data: DataConfig = Field(description="The click log and the items.")
     split: SplitConfig = Field(default_factory=SplitConfig, description="The time-based train/test split.")
     train: LoopConfig = Field(default_factory=LoopConfig, description="The training loop.")
+    rerank: RerankConfig = Field(default_factory=RerankConfig, description="Optional cross-encoder re-ranking.")
     k: int = Field(10, ge=1, description="Cut-off of NDCG@k and recall@k.")
     output_dir: Path | None = Field(None, description="Run folder (default runs/<name>-<timestamp>).")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tuneforge.apps.recommend.config import RecommendConfig
 
-METHODS = ("model", "untrained", "tfidf", "popularity")
+METHODS = ("model", "rerank", "untrained", "tfidf", "popularity")
 
 
 def plot_metrics(metrics: dict, k: int, path: Path, title: str) -> None:
@@ -46,6 +46,7 @@ Made by `tuneforge recommend train` (docs/RECOMMEND.md).
   the mean of the last hidden states over real tokens, L2-normalised; scores are cosine similarities.
 - item_embeddings.safetensors (tensor "embeddings", N x H) in the order of items.json.
 - histories.json: each user's clicked items, oldest first (all rows), what `rank --user` reads.
+- ranking used by `rank`: {ranking}.{rerank}
 
     tuneforge recommend rank {dir} --user USER --k 10
     tuneforge recommend rank {dir} --history "text of what the user liked"
@@ -53,6 +54,17 @@ Made by `tuneforge recommend train` (docs/RECOMMEND.md).
 """
 
 
+RERANK = """
+- reranker/: the cross-encoder, a Hugging Face folder (AutoModelForSequenceClassification, one logit; safetensors
+  + tokenizer) reading "history [SEP] item text"; it re-scores the two towers' top {top_k} per user.
+  metrics.json "rerank" holds the re-ranked metrics next to "model" (the two towers alone; AUC of "rerank" is
+  the cross-encoder's own over the logged test impressions), "rerank_train" its training and the time it
+  added; rerank_log.jsonl its loss. `rank --no-rerank` ranks by the two towers alone."""
+
+
 def write_readme(run_dir: Path, cfg: RecommendConfig) -> None:
-    (run_dir / "README.md").write_text(README.format(name=cfg.name, mode=cfg.split.mode, k=cfg.k, dir=run_dir),
-                                       encoding="utf-8")
+    from tuneforge.apps.recommend.train import ranking_name
+
+    extra = RERANK.format(top_k=cfg.rerank.top_k) if cfg.rerank.enabled else ""
+    (run_dir / "README.md").write_text(README.format(name=cfg.name, mode=cfg.split.mode, k=cfg.k, dir=run_dir,
+                                                     ranking=ranking_name(cfg), rerank=extra), encoding="utf-8")

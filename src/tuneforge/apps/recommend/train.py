@@ -135,6 +135,44 @@ def model_scorer(encoder: TextEncoder, item_vectors: torch.Tensor, cfg: Recommen
     return score
 
 
+def ranking_name(cfg: RecommendConfig) -> str:
+    """Which ranking a run's ``rank`` uses, in words (metrics.json, README, the CLI)."""
+    if cfg.rerank.enabled:
+        return f"two-tower + cross-encoder re-rank of the top {cfg.rerank.top_k}"
+    return "two-tower"
+
+
+def fit_and_score_reranker(encoder: TextEncoder, vectors: torch.Tensor, examples: list[Example],
+                           items: dict[str, Item], split: Split, cfg: RecommendConfig, run_dir: Path,
+                           progress: bool) -> tuple[dict, dict]:
+    """Train the cross-encoder (rerank.py) on the train clicks, score the re-ranked two towers, save it to
+    run_dir/reranker; returns (metrics, training facts with the time it added)."""
+    from tuneforge.apps.recommend.rerank import CrossEncoder, evaluate_rerank, fit_reranker, top_candidates
+
+    r = cfg.rerank
+    precision = resolve_precision(cfg.train.precision)
+    started = time.perf_counter()
+    hard = None
+    if r.negative_source == "two_tower":  # each click's own candidates: what the re-ranker will be shown
+        ids = list(items)
+        clicked = {u: set(c) for u, c in split.history.items()}
+        scores = (encoder.encode([e.history for e in examples], cfg.data.history_max_length, precision)
+                  @ vectors.T).numpy()  # (E, N)
+        hard = [[ids[j] for j in top_candidates(scores[n], ids, clicked.get(e.user, set()), r.top_k)]
+                for n, e in enumerate(examples)]
+    torch.manual_seed(r.seed)  # the fresh head
+    model = CrossEncoder.load(resolve_model(r.model or cfg.model))
+    log = fit_reranker(model, examples, items, split, cfg, run_dir / "rerank_log.jsonl", progress, hard)
+    trained = time.perf_counter()
+    metrics = evaluate_rerank(model_scorer(encoder, vectors, cfg, precision), model.scorer(r.max_length, precision),
+                              split, items, cfg.data.history_items, cfg.k, r.top_k)
+    model.save(run_dir / "reranker")
+    return metrics, {"examples": len(examples), "steps": log[-1]["step"], "first_loss": log[0]["loss"],
+                     "last_loss": log[-1]["loss"], "pairs_per_second": log[-1]["pairs_per_second"],
+                     "train_seconds": round(trained - started, 1),
+                     "eval_seconds": round(time.perf_counter() - trained, 1)}
+
+
 def train(config: str | Path | dict | RecommendConfig, overrides: list[str] | None = None, progress: bool = True):
     """Train, evaluate and save a recommender; returns the loaded :class:`Recommender` of the run folder."""
     from safetensors.torch import save_file
@@ -173,18 +211,25 @@ def train(config: str | Path | dict | RecommendConfig, overrides: list[str] | No
         untrained = encoder.encode([items[i].text for i in item_ids], cfg.data.item_max_length, precision)
         untrained = evaluate_all(model_scorer(encoder, untrained, cfg, precision), split, items,
                                  cfg.data.history_items, cfg.k)["model"]
+        started = time.perf_counter()
         log = fit(encoder, examples, items, split, cfg, run_dir / "log.jsonl", progress)
+        seconds = time.perf_counter() - started
         vectors = encoder.encode([items[i].text for i in item_ids], cfg.data.item_max_length, precision)
         metrics = evaluate_all(model_scorer(encoder, vectors, cfg, precision), split, items, cfg.data.history_items,
                                cfg.k)
         metrics["untrained"] = untrained
         metrics["train"] = {"examples": len(examples), "steps": log[-1]["step"], "first_loss": log[0]["loss"],
-                            "last_loss": log[-1]["loss"], "samples_per_second": log[-1]["samples_per_second"]}
+                            "last_loss": log[-1]["loss"], "samples_per_second": log[-1]["samples_per_second"],
+                            "seconds": round(seconds, 1)}
+        if cfg.rerank.enabled:
+            metrics["rerank"], metrics["rerank_train"] = fit_and_score_reranker(encoder, vectors, examples, items,
+                                                                                split, cfg, run_dir, progress)
+        metrics["ranking"] = ranking_name(cfg)
         metrics["split"] = split.describe()
         encoder.save(run_dir / "encoder")
         save_file({"embeddings": vectors.contiguous()}, str(run_dir / "item_embeddings.safetensors"))
-        write_json(run_dir / "items.json", [{"item": i, "title": items[i].title, "tags": list(items[i].tags)}
-                                            for i in item_ids])
+        write_json(run_dir / "items.json", [{"item": i, "title": items[i].title, "tags": list(items[i].tags),
+                                             "text": items[i].text} for i in item_ids])
         write_json(run_dir / "histories.json", {u: ids for u, ids in _all_histories(rows).items()})
         plot_loss(log, [], run_dir / "loss.png", "loss")
         plot_metrics(metrics, cfg.k, run_dir / "metrics.png", cfg.name)
