@@ -125,6 +125,21 @@ def test_a_stand_in_that_agrees_with_the_towers_changes_nothing(tiny_split):
         assert same[name] == pytest.approx(plain[name], abs=1e-12)
 
 
+def test_the_head_runs_in_fp32_under_bf16_autocast(tiny_bert):
+    import torch
+
+    from tuneforge.apps.recommend.rerank import CrossEncoder
+    from tuneforge.models.precision import autocast
+
+    model = CrossEncoder.load(tiny_bert)
+    histories, texts = ["late flight again"] * 3, ["late gate", "great crew", "lost bag today"]
+    with autocast("bf16"):
+        assert model(histories, texts, 32).dtype == torch.float32  # a bf16 logit steps by 1/64 near 3: ties
+    assert set(model.model.state_dict()) == set(type(model.model)(model.model.config).state_dict())  # names kept
+    fp32 = model.score(histories, texts, 32, "fp32")
+    assert np.allclose(model.score(histories, texts, 32, "bf16"), fp32, atol=0.1)
+
+
 @pytest.fixture(scope="module")
 def reranked_run(tiny_bert, tmp_path_factory):
     folder = tmp_path_factory.mktemp("rerank")

@@ -95,7 +95,7 @@ def rank(
         raise TuneforgeError("--k must be at least 1.")
     rec = Recommender.load(run_dir)
     ranked = rec.rank(user=user, history=history, k=k, rerank=rerank)
-    reranked = "rerank_score" in ranked[0]
+    reranked = bool(ranked) and "rerank_score" in ranked[0]
     typer.echo(f"ranking: {rec.ranking if reranked else 'two-tower'}", err=True)
     if as_json:
         sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ranked))

@@ -41,6 +41,22 @@ from tuneforge.training.progress import training_bar
 PairScorer = Callable[[list[str], list[str]], np.ndarray]
 
 
+def _fp32_head(model: nn.Module) -> None:
+    """Run the one-logit head in fp32 even under bf16 autocast: a bf16 logit near 3 has a step of 1/64, which
+    made re-ranked candidates tie. The body keeps bf16 (the speed); the weights' names do not change."""
+    head = getattr(model, "classifier", None) or getattr(model, "score", None)
+    if head is None:
+        return
+    plain = head.forward
+
+    def forward(*args, **kwargs):
+        device = next(head.parameters()).device.type
+        with torch.autocast(device, enabled=False):
+            return plain(*(a.float() if torch.is_tensor(a) else a for a in args), **kwargs)
+
+    head.forward = forward  # an instance attribute: nn.Module.__call__ finds it first
+
+
 class CrossEncoder(nn.Module):
     """A Hugging Face encoder with a one-logit head (``AutoModelForSequenceClassification``, num_labels=1)."""
 
@@ -48,6 +64,7 @@ class CrossEncoder(nn.Module):
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
+        _fp32_head(model)
 
     @classmethod
     def load(cls, path: str | Path) -> CrossEncoder:
