@@ -116,8 +116,9 @@ def main() -> None:
         f"and is **{over:+.1f} points** against the n-gram baseline (bar: >= +3 and > 0).",
         "",
         f"Pretraining run: {p['parameters']:,} parameters (vocabulary {p['vocab_size']:,}), "
-        f"{p['corpus.train_tokens']:,} training tokens ({p['corpus.train_sequences']:,} sequences), "
-        f"{p['train.steps']} steps, **{p['train.seconds'] / 60:.1f} minutes** of training "
+        f"{p['train.steps']:,} steps over {p['train.tokens']:,} tokens (one epoch of the corpus, repeats included: "
+        f"{p['corpus.train_tokens']:,} tokens in {p['corpus.train_sequences']:,} sequences), "
+        f"**{p['train.seconds'] / 60:.1f} minutes** of training "
         f"({p['wall_seconds'] / 60:.1f} wall, with loading and evaluation), {p['train.tokens_per_second']:.0f} "
         f"tokens/s, precision {p['train.precision']}; held-out masked-token accuracy "
         f"{p['before.accuracy']:.3f} -> {p['heldout.accuracy']:.3f}, perplexity {p['before.perplexity']:.0f} -> "
