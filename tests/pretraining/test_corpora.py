@@ -72,3 +72,34 @@ def test_gensim_corpora_are_clean_prose():
     assert not any("|" in d.text or "[[" in d.text or "{{" in d.text or "&quot;" in d.text for d in wiki)
     news = load_corpus(["lee-news"])
     assert len(news) == 300 and all(len(d.text.split()) > 20 for d in news)
+
+
+def test_repeat_copies_one_source_of_the_training_documents(tmp_path):
+    from tuneforge.pretraining.corpora import repeat_sources
+
+    (tmp_path / "a.txt").write_text("".join(f"news {i}\n" for i in range(40)), encoding="utf-8")
+    (tmp_path / "b.txt").write_text("".join(f"review {i}\n" for i in range(20)), encoding="utf-8")
+    a, b = str(tmp_path / "a.txt"), str(tmp_path / "b.txt")
+    docs = load_corpus([a, b])
+    assert {d.source for d in docs[:40]} == {a} and {d.source for d in docs[40:]} == {b}
+    train, held = split_heldout(docs, 0.1)
+    repeated = repeat_sources(train, {b: 3})
+    reviews = [d.text for d in train if d.source == b]
+    assert sorted(d.text for d in repeated if d.source == b) == sorted(reviews * 3)
+    assert [d.text for d in repeated if d.source == a] == [d.text for d in train if d.source == a]
+    assert not {d.text for d in repeated} & {d.text for d in held}  # held-out documents are never copied in
+    assert repeat_sources(train, {}) == train
+
+
+def test_repeat_must_name_a_source():
+    from pydantic import ValidationError
+
+    from tuneforge.pretraining.config import CorpusConfig
+
+    assert CorpusConfig(sources=["peoples-daily", "chinese-reviews-train"],
+                        repeat={"chinese-reviews-train": 3}).repeat == {"chinese-reviews-train": 3}
+    with pytest.raises(ValidationError, match='"chinese-reviews" is not one of corpus.sources. Did you mean '
+                                              '"chinese-reviews-train"'):
+        CorpusConfig(sources=["peoples-daily", "chinese-reviews-train"], repeat={"chinese-reviews": 3})
+    with pytest.raises(ValidationError, match="give 1 or more"):
+        CorpusConfig(sources=["peoples-daily"], repeat={"peoples-daily": 0})

@@ -102,6 +102,38 @@ def test_clm_from_scratch_and_as_a_classifier(corpus, make_tiny_config, tmp_path
     assert train(cfg, progress=False).metrics["test.count"] == 30
 
 
+def test_pre_norm_mlm_with_sinusoidal_positions_learns_and_fine_tunes(corpus, make_tiny_config, tmp_path):
+    from tuneforge.pretraining.model import sinusoidal_positions
+
+    cfg = tiny(corpus, tmp_path / "pre")
+    cfg["architecture"] |= {"norm": "pre", "position_init": "sinusoidal"}
+    init_dir = pretrain({**cfg, "output_dir": str(tmp_path / "pre-init")}, init_only=True, progress=False)
+    weights = load_file(str(init_dir / "model/model.safetensors"))
+    positions = weights["roberta_prelayernorm.embeddings.position_embeddings.weight"]
+    assert torch.allclose(positions, sinusoidal_positions(*positions.shape))
+    run_dir = pretrain(cfg, progress=False)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["heldout.loss"] < m["before.loss"] - 0.3
+    config = json.loads((run_dir / "model/config.json").read_text())
+    assert config["architectures"] == ["RobertaPreLayerNormForMaskedLM"]
+    # positions count from pad_token_id + 1 in RoBERTa: a max_length input still fits
+    assert config["max_position_embeddings"] == 64 + config["pad_token_id"] + 1
+    ft = make_tiny_config(tmp_path / "ft")
+    ft["model"], ft["train"]["epochs"] = str(run_dir / "model"), 1
+    assert train(ft, progress=False).metrics["test.count"] == 30
+
+
+def test_sinusoidal_positions_table():
+    from tuneforge.pretraining.model import sinusoidal_positions
+
+    table = sinusoidal_positions(50, 8, std=0.02)
+    assert table.shape == (50, 8) and abs(float(table.std()) - 0.02) < 1e-6
+    assert torch.all(table[0, 0::2] == 0) and torch.allclose(table[0, 1::2], table[0, 1].expand(4))
+    # every (sin, cos) pair has the same norm at every position: an offset is a rotation of each pair
+    pairs = table[:, 0::2] ** 2 + table[:, 1::2] ** 2
+    assert torch.allclose(pairs, pairs[0].expand(50, 4), atol=1e-6)
+
+
 def test_continued_mlm_from_an_encoder_without_head(tiny_bert, corpus, tmp_path):
     cfg = tiny(corpus, tmp_path / "cont")
     cfg["model"] = str(tiny_bert)
@@ -131,6 +163,9 @@ def test_cli_errors_and_help(corpus, tmp_path):
         pretrain(path)
     with pytest.raises(TuneforgeError, match="macro_f1 is a classification metric"):
         pretrain(tiny(corpus, tmp_path / "x", metric="macro_f1"))
+    with pytest.raises(TuneforgeError, match="position_init applies to objective: mlm"):
+        pretrain({**tiny(corpus, tmp_path / "z", objective="clm"),
+                  "architecture": {"layers": 1, "hidden_size": 32, "heads": 2, "position_init": "sinusoidal"}})
     with pytest.raises(TuneforgeError, match="whole_word applies to objective: mlm"):
         pretrain({**tiny(corpus, tmp_path / "y", objective="clm"), "masking": {"whole_word": True}})
 

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from tuneforge.config.base import StrictModel
 from tuneforge.config.schema import TrainLoopConfig
+from tuneforge.errors import did_you_mean
 
 
 class CorpusConfig(StrictModel):
@@ -21,6 +22,9 @@ class CorpusConfig(StrictModel):
     max_documents: int | None = Field(None, gt=0, description="Use at most this many documents (after shuffling "
                                                               "with the fixed split seed).")
     max_heldout: int = Field(1000, ge=1, description="Evaluate on at most this many held-out documents.")
+    repeat: dict[str, int] = Field(default_factory=dict, description="Copies per epoch of a source's training "
+                                   "documents, e.g. {chinese-reviews-train: 3}: in-domain text weighs more "
+                                   "(sources not named: 1). Held-out documents are never repeated.")
 
     @field_validator("sources")
     @classmethod
@@ -28,6 +32,15 @@ class CorpusConfig(StrictModel):
         if not value:
             raise ValueError("give at least one corpus: a built-in name or a .txt / .jsonl file")
         return value
+
+    @model_validator(mode="after")
+    def _repeat_names_sources(self) -> CorpusConfig:
+        for name, copies in self.repeat.items():
+            if name not in self.sources:
+                raise ValueError(f'repeat: "{name}" is not one of corpus.sources.{did_you_mean(name, self.sources)}')
+            if copies < 1:
+                raise ValueError(f"repeat: {name}: {copies} copies; give 1 or more (1 is the default)")
+        return self
 
 
 class TokenizerConfig(StrictModel):
@@ -46,6 +59,15 @@ class ArchitectureConfig(StrictModel):
     intermediate_size: int | None = Field(None, ge=8, description="Feed-forward size; default 4 x hidden_size.")
     max_position: int = Field(512, ge=8, description="Longest input the model can take (position embeddings).")
     dropout: float = Field(0.1, ge=0, lt=1, description="Hidden and attention dropout.")
+    norm: Literal["post", "pre"] = Field(
+        "post", description="mlm only. post: BERT (layer norm after each residual sum); pre: layer norm before each "
+                            "block and once at the end (RoBERTa-PreLayerNorm; Xiong et al., 2020), which trains "
+                            "stably at higher learning rates and leaves the unigram plateau sooner from scratch.")
+    position_init: Literal["random", "sinusoidal"] = Field(
+        "random", description="Initial position embeddings (they stay trainable). random: BERT's N(0, 0.02); "
+                              "sinusoidal: Vaswani et al. (2017)'s sines and cosines at the same scale, in which a "
+                              "fixed offset is a linear map, so attention to neighbouring tokens is there to learn "
+                              "from the first step.")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> ArchitectureConfig:
@@ -92,6 +114,11 @@ class PretrainConfig(StrictModel):
         self.train.first_token_shortcut = False
         if self.train.metric == "macro_f1":
             self.train.metric = "loss"
+        if self.objective == "clm" and self.architecture.norm == "pre" and "norm" in self.architecture.model_fields_set:
+            raise ValueError("architecture.norm applies to objective: mlm (the Llama of clm is pre-norm already)")
+        if self.objective == "clm" and self.architecture.position_init != "random":
+            raise ValueError("architecture.position_init applies to objective: mlm (the Llama of clm has rotary "
+                             "positions, no position embeddings)")
         if self.objective == "clm" and self.masking.whole_word:
             raise ValueError("masking.whole_word applies to objective: mlm only")
         return self

@@ -14,7 +14,7 @@ import json
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tuneforge.data.builtin.common import normalise_space, package_file, package_folder
@@ -27,6 +27,7 @@ SPLIT_SEED = 1234  # the held-out slice is fixed: the same documents for every r
 class Document:
     text: str
     words: tuple[str, ...] | None = None  # the source's own segmentation (text == "".join(words) for Chinese)
+    source: str = ""  # the corpus.sources entry it came from (for corpus.repeat)
 
 
 def peoples_daily() -> list[Document]:
@@ -141,7 +142,7 @@ def load_corpus(sources: list[str], text_column: str = "text") -> list[Document]
                                  f"{did_you_mean(source, BUILTIN)}")
         if not found:
             raise TuneforgeError(f'corpus.sources: "{source}" holds no text.')
-        docs += found
+        docs += [replace(d, source=source) for d in found]
     return docs
 
 
@@ -156,6 +157,18 @@ def split_heldout(docs: list[Document], heldout: float, max_documents: int | Non
     if len(order) - n_held < 1:
         raise TuneforgeError(f"The corpus has {len(order)} document(s): too few to hold some out. Add text.")
     return [docs[i] for i in order[n_held:]], [docs[i] for i in order[:n_held]]
+
+
+def repeat_sources(docs: list[Document], repeat: dict[str, int]) -> list[Document]:
+    """``docs`` with the documents of each source in ``repeat`` present that many times (the others once).
+
+    Applied to the training documents only, after the held-out split: a repeated source weighs more in every
+    epoch (in-domain text for the task that follows, Gururangan et al., 2020), and its held-out documents stay
+    unseen. The batch order shuffles the copies apart.
+    """
+    if not repeat:
+        return docs
+    return [d for d in docs for _ in range(repeat.get(d.source, 1))]
 
 
 def available(name: str) -> bool:

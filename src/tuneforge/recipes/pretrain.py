@@ -24,7 +24,7 @@ from tuneforge.models.attention import restore_attention, use_training_attention
 from tuneforge.models.backbones import load_tokenizer, resolve_model
 from tuneforge.models.precision import resolve_precision
 from tuneforge.pretraining.config import PretrainConfig
-from tuneforge.pretraining.corpora import load_corpus, split_heldout
+from tuneforge.pretraining.corpora import load_corpus, repeat_sources, split_heldout
 from tuneforge.pretraining.data import LMData, clm_blocks, mlm_examples
 from tuneforge.pretraining.model import load_lm, new_model
 from tuneforge.pretraining.objectives import clm_loss_fn, evaluate_lm, mlm_loss_fn
@@ -110,7 +110,9 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, 
             tokenizer = train_tokenizer([d.text for d in train_docs], cfg.tokenizer)
             write_atomic_folder(saved, tokenizer.save_pretrained)
         model, new_params = new_model(cfg, tokenizer), ["(all: from scratch)"]
-        source = f"a new {'BERT' if cfg.objective == 'mlm' else 'Llama'} (from scratch)"
+        kind = "Llama" if cfg.objective == "clm" else "BERT" if cfg.architecture.norm == "post" else \
+            "RoBERTa-PreLayerNorm"
+        source = f"a new {kind} (from scratch)"
     else:
         tokenizer = load_tokenizer(base)
         model, new_params = load_lm(base, cfg.objective)
@@ -120,7 +122,8 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, 
                              "objective: clm for a decoder.")
 
     build = mlm_examples if cfg.objective == "mlm" else clm_blocks
-    train_data: LMData = build(train_docs, tokenizer, cfg.max_length)
+    # corpus.repeat: the tokenizer above saw each document once; the training data holds the copies.
+    train_data: LMData = build(repeat_sources(train_docs, cfg.corpus.repeat), tokenizer, cfg.max_length)
     held_data: LMData = build(held_docs, tokenizer, cfg.max_length)
     n_params = sum(p.numel() for p in model.parameters())
     console.print(f"[bold]{escape(cfg.name)}[/]: {cfg.objective} on {escape(source)}, {n_params:,} parameters, "
