@@ -13,7 +13,6 @@ import shutil
 import time
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.markup import escape
 
@@ -22,15 +21,14 @@ from tuneforge.errors import TuneforgeError
 from tuneforge.evaluation.plots import plot_loss
 from tuneforge.models.attention import restore_attention, use_training_attention
 from tuneforge.models.backbones import load_tokenizer, resolve_model
-from tuneforge.models.precision import resolve_precision
 from tuneforge.pretraining.config import PretrainConfig
 from tuneforge.pretraining.corpora import load_corpus, repeat_sources, split_heldout
 from tuneforge.pretraining.data import LMData, clm_blocks, mlm_examples
 from tuneforge.pretraining.model import load_lm, new_model
 from tuneforge.pretraining.objectives import clm_loss_fn, evaluate_lm, mlm_loss_fn
 from tuneforge.pretraining.tokenizer import train_tokenizer
-from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, update_status, write_json
-from tuneforge.recipes.train import resolve_device
+from tuneforge.recipes.runfolder import environment, flatten, update_status, write_json
+from tuneforge.recipes.train import open_run_dir, start_loop
 from tuneforge.training.checkpoint import write_atomic_folder
 from tuneforge.training.fast_dropout import use_fast_dropout
 from tuneforge.training.loop import fit
@@ -56,25 +54,9 @@ def pretrain(config: PretrainConfig | dict | str | Path, overrides: list[str] | 
     ``init_only`` writes the model as initialised, untrained (from scratch: random weights with the trained
     tokenizer): the baseline that shows what pretraining adds. ``resume`` continues an interrupted run.
     """
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "config.yaml").exists():
-            raise TuneforgeError(f"--resume {run_dir}: no config.yaml there, so it is not a tuneforge run folder.")
-        if (run_dir / "model").is_dir():
-            raise TuneforgeError(f"--resume {run_dir}: this run already finished (its model/ folder exists).")
-        cfg = load_config(PretrainConfig, path=run_dir / "config.yaml", overrides=overrides)
-    else:
-        cfg = as_pretrain_config(config, overrides)
-        run_dir = new_run_dir(cfg.name, cfg.output_dir)
-        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-            raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another "
-                                 f"output_dir, or continue it with `tuneforge pretrain --resume {run_dir}`.")
-    loop = cfg.train
-    torch.manual_seed(loop.seed)
-    if loop.num_threads:
-        torch.set_num_threads(loop.num_threads)
-    device = resolve_device(loop.device)
-    precision = resolve_precision(loop.precision, device)
+    cfg, run_dir = open_run_dir(PretrainConfig, lambda: as_pretrain_config(config, overrides), resume, overrides,
+                                "pretrain")
+    device, precision = start_loop(cfg.train)
     base = resolve_model(cfg.model) if cfg.model is not None else None  # a wrong path fails before the folder
 
     started = time.perf_counter()

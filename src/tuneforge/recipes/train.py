@@ -52,6 +52,25 @@ def resolve_device(setting: str) -> torch.device:
     return device
 
 
+def open_run_dir(schema: type, build: Callable[[], Any], resume: str | Path | None, overrides: list[str] | None,
+                 command: str) -> tuple[Any, Path]:
+    """(config, run folder) of a new run (``build()``; the folder must be new or empty) or of the interrupted
+    run ``resume`` (its own config.yaml, plus ``overrides``). ``command``: train or pretrain, for the messages."""
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.yaml").exists():
+            raise TuneforgeError(f"--resume {run_dir}: no config.yaml there, so it is not a tuneforge run folder.")
+        if (run_dir / "model").is_dir():
+            raise TuneforgeError(f"--resume {run_dir}: this run already finished (its model/ folder exists).")
+        return load_config(schema, path=run_dir / "config.yaml", overrides=overrides), run_dir
+    cfg = build()
+    run_dir = new_run_dir(cfg.name, cfg.output_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another "
+                             f"output_dir, or continue it with `tuneforge {command} --resume {run_dir}`.")
+    return cfg, run_dir
+
+
 def start_loop(loop) -> tuple[torch.device, Precision]:
     """Seed, thread count, device and precision from a config's ``train:`` section: how every recipe starts."""
     torch.manual_seed(loop.seed)
@@ -79,19 +98,7 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
     ``on_log`` sees every log.jsonl record as it is written; an exception it raises stops the run, and the
     exception's ``run_status`` attribute (default "failed") goes to run.json.
     """
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "config.yaml").exists():
-            raise TuneforgeError(f"--resume {run_dir}: no config.yaml there, so it is not a tuneforge run folder.")
-        if (run_dir / "model").is_dir():
-            raise TuneforgeError(f"--resume {run_dir}: this run already finished (its model/ folder exists).")
-        cfg = load_config(TrainConfig, path=run_dir / "config.yaml", overrides=overrides)
-    else:
-        cfg = as_config(config, overrides)
-        run_dir = new_run_dir(cfg.name, cfg.output_dir)
-        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-            raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another "
-                                 f"output_dir, or continue it with `tuneforge train --resume {run_dir}`.")
+    cfg, run_dir = open_run_dir(TrainConfig, lambda: as_config(config, overrides), resume, overrides, "train")
     loop = cfg.train
     device, precision = start_loop(loop)
     device = distributed.start(device, loop.batch_size)  # torchrun: join the process group (docs/DISTRIBUTED.md)
