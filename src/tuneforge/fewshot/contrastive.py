@@ -4,7 +4,8 @@
                     the same class, 0 otherwise;
     2. body:        the encoder learns from them with the cosine-similarity loss
                         L = mean_pairs (cos(e_i, e_j) - target)^2,   e = mean-pooled, unit-length embedding
-                    (fewshot/pooling.py), through ``method:`` (full or lora or any other method);
+                    (fewshot/pooling.py), or CoSENT (``loss: cosent``, fewshot/losses.py), through
+                    ``method:`` (full or lora or any other method);
     3. head:        logistic regression on the embeddings (SetFit's default head), written into the
                     classifier's linear layer, so the model is a plain classifier again;
     4. end-to-end:  (head: end_to_end) the whole classifier then trains with cross-entropy on the few
@@ -34,6 +35,7 @@ from torch import nn
 from tuneforge.evaluation.inference import predict_proba
 from tuneforge.evaluation.metrics import classification_metrics, mean_loss
 from tuneforge.evaluation.plots import plot_confusion
+from tuneforge.fewshot.losses import PAIR_LOSSES
 from tuneforge.fewshot.pairs import make_pairs
 from tuneforge.fewshot.pooling import MeanPooling, use_mean_pooling
 from tuneforge.methods import build_method
@@ -89,8 +91,9 @@ def train_contrastive(cfg: Any, run_dir: Path, splits: Any, device: torch.device
     pair_data = Encoded(input_ids=[train.input_ids[i] + train.input_ids[j] for i, j, _ in pairs],
                         labels=[int(t) for _, _, t in pairs])
     targets = torch.tensor([t for _, _, t in pairs])
+    pair_loss = PAIR_LOSSES[c.loss]
 
-    def cosine_loss(model: nn.Module, inputs: dict[str, torch.Tensor], indices: list[int]) -> torch.Tensor:
+    def pairs_loss(model: nn.Module, inputs: dict[str, torch.Tensor], indices: list[int]) -> torch.Tensor:
         sides = [pairs[k][0] for k in indices] + [pairs[k][1] for k in indices]
         batch = collate(train, sides, pad_id, side)
         batch.pop("labels")
@@ -98,11 +101,11 @@ def train_contrastive(cfg: Any, run_dir: Path, splits: Any, device: torch.device
         e = pooling.last.float()  # (2B, H)
         u, v = e[:len(indices)], e[len(indices):]
         cos = nn.functional.cosine_similarity(u, v, dim=-1)
-        return nn.functional.mse_loss(cos, targets[indices].to(device))
+        return pair_loss(cos, targets[indices].to(device), c.scale)
 
     (run_dir / "contrastive").mkdir(exist_ok=True)
     body = fit(model, pair_data, body_loop, run_dir=run_dir / "contrastive", precision=precision, device=device,
-               pad_id=pad_id, padding_side=side, progress=progress, method=method, loss_fn=cosine_loss)
+               pad_id=pad_id, padding_side=side, progress=progress, method=method, loss_fn=pairs_loss)
 
     # 3. Logistic regression on the embeddings, written into the classifier's linear layer.
     started = time.perf_counter()

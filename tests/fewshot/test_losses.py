@@ -1,0 +1,64 @@
+"""The contrastive phase's pair losses against their formulas, and CoSENT through the recipe."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import tuneforge
+from tuneforge.fewshot.losses import cosent_loss, cosine_loss
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_cosine_loss_is_the_mean_squared_error():
+    cos, target = torch.tensor([0.9, 0.2, -0.1]), torch.tensor([1.0, 0.0, 0.0])
+    assert cosine_loss(cos, target).item() == pytest.approx((0.01 + 0.04 + 0.01) / 3)
+
+
+def test_cosent_is_the_formula_over_positive_negative_couples():
+    cos, target = torch.tensor([0.8, 0.3, 0.5, -0.2]), torch.tensor([1.0, 0.0, 1.0, 0.0])
+    couples = [(p, n) for p in (0, 2) for n in (1, 3)]  # every same-class pair vs every different-class pair
+    expected = math.log(1 + sum(math.exp(20 * (cos[n] - cos[p])) for p, n in couples))
+    assert cosent_loss(cos, target).item() == pytest.approx(expected, rel=1e-5)
+    assert cosent_loss(cos, target, scale=5.0).item() == pytest.approx(
+        math.log(1 + sum(math.exp(5 * (cos[n] - cos[p])) for p, n in couples)), rel=1e-5)
+
+
+def test_cosent_ranks_and_ignores_the_absolute_level():
+    target = torch.tensor([1.0, 0.0])
+    good, bad = torch.tensor([0.9, 0.1]), torch.tensor([0.1, 0.9])
+    assert cosent_loss(good, target) < 1e-6 < cosent_loss(bad, target)
+    # only differences count: shifting every cosine leaves CoSENT unchanged, not the squared error
+    assert cosent_loss(good - 0.5, target).item() == pytest.approx(cosent_loss(good, target).item(), abs=1e-6)
+    assert cosine_loss(good - 0.5, target) > cosine_loss(good, target)
+    # a batch of one class has nothing to rank
+    assert cosent_loss(torch.tensor([0.2, 0.7]), torch.tensor([1.0, 1.0])).item() == 0.0
+
+
+def test_cosent_gradient_pulls_positives_up_and_negatives_down():
+    cos = torch.tensor([0.4, 0.5], requires_grad=True)
+    cosent_loss(cos, torch.tensor([1.0, 0.0])).backward()
+    assert cos.grad[0] < 0 < cos.grad[1]
+
+
+def test_recipe_with_cosent_learns_and_records_it(make_tiny_config, tmp_path):
+    cfg = make_tiny_config(tmp_path / "run")
+    cfg["method"] = "full"
+    cfg["contrastive"] = {"iterations": 4, "batch_size": 16, "learning_rate": 5e-3, "head": "logistic",
+                          "loss": "cosent", "scale": 10.0}
+    run = tuneforge.train(cfg, progress=False)
+    assert run.config.contrastive.loss == "cosent" and run.config.contrastive.scale == 10.0
+    assert run.metrics["test.accuracy"] > 0.45  # keyword data, 3 classes: chance is 1/3
+
+
+def test_unknown_loss_is_a_config_error(make_tiny_config, tmp_path):
+    from tuneforge.config import TrainConfig, load_config
+    from tuneforge.errors import TuneforgeError
+
+    cfg = make_tiny_config(tmp_path / "run")
+    cfg["contrastive"] = {"iterations": 2}
+    with pytest.raises(TuneforgeError, match="cosent"):
+        load_config(TrainConfig, data=cfg, overrides=["contrastive.loss=mnrl"])
