@@ -33,4 +33,8 @@ class ContrastiveConfig(StrictModel):
         "end_to_end", description="logistic: logistic regression on the frozen embeddings (SetFit's default); "
                                   "end_to_end: that, then the whole classifier trains with cross-entropy for "
                                   "train.epochs at train.learning_rate.")
+    members: int = Field(1, ge=1, description="Train steps 1-4 this many times (seeds train.seed, train.seed + 1, "
+                                              "...) and keep the average of their weights, a model soup: one "
+                                              "model, M times the training time. Needs a method that trains the "
+                                              "whole weights (full).")
     head_c: float = Field(1.0, gt=0, description="Inverse L2 strength of the logistic regression (scikit-learn C).")

@@ -1,9 +1,10 @@
-"""The contrastive phase's pair losses against their formulas, and CoSENT through the recipe."""
+"""The contrastive phase's pair losses against their formulas, CoSENT through the recipe, and the soup of members."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,3 +63,47 @@ def test_unknown_loss_is_a_config_error(make_tiny_config, tmp_path):
     cfg["contrastive"] = {"iterations": 2}
     with pytest.raises(TuneforgeError, match="cosent"):
         load_config(TrainConfig, data=cfg, overrides=["contrastive.loss=mnrl"])
+
+
+def test_average_weights_is_the_mean_of_every_member():
+    from tuneforge.fewshot.contrastive import average_weights
+
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2)) for _ in range(3)]
+    for k, net in enumerate(nets):
+        net[1].running_mean.fill_(float(k))
+        net[1].num_batches_tracked.fill_(k + 5)  # an integer buffer: kept, not averaged
+    expected = torch.stack([n[0].weight.detach() for n in nets]).mean(0)
+    average_weights(nets[0], nets[1:])
+    assert torch.allclose(nets[0][0].weight, expected)
+    assert torch.allclose(nets[0][1].running_mean, torch.full((2,), 1.0))
+    assert int(nets[0][1].num_batches_tracked) == 5
+
+
+def test_members_train_a_soup_that_reloads(make_tiny_config, tmp_path, tiny_data):
+    from tuneforge.data.files import read_examples
+
+    cfg = make_tiny_config(tmp_path / "run")
+    cfg["method"] = "full"
+    cfg["contrastive"] = {"iterations": 2, "batch_size": 16, "learning_rate": 5e-3, "members": 2}
+    cfg["train"] |= {"epochs": 1, "learning_rate": 1e-3}
+    run = tuneforge.train(cfg, progress=False)
+    m = run.metrics
+    assert m["train.members"] == 2 and m["train.pairs"] == 2 * (2 * 2 * 96)  # both members' pairs
+    assert (run.dir / "contrastive" / "log.jsonl").exists() and (run.dir / "member-1" / "contrastive").is_dir()
+    test = read_examples(tiny_data["test"])
+    assert tuneforge.load(run.dir).evaluate(test)["accuracy"] == pytest.approx(m["test.accuracy"])
+    # the soup is not member 0: the same config with one member gives other weights and predictions
+    one = tuneforge.train(cfg | {"contrastive": cfg["contrastive"] | {"members": 1},
+                                 "output_dir": str(tmp_path / "one")}, progress=False)
+    assert not np.allclose(one.predict_proba(test), run.predict_proba(test), atol=1e-4)
+
+
+def test_members_need_a_whole_weights_method(make_tiny_config, tmp_path):
+    from tuneforge.errors import TuneforgeError
+
+    cfg = make_tiny_config(tmp_path / "run")
+    cfg["method"] = {"name": "lora", "r": 4}
+    cfg["contrastive"] = {"iterations": 1, "members": 2}
+    with pytest.raises(TuneforgeError, match="method: full"):
+        tuneforge.train(cfg, progress=False)
