@@ -107,3 +107,12 @@ def test_members_need_a_whole_weights_method(make_tiny_config, tmp_path):
     cfg["contrastive"] = {"iterations": 1, "members": 2}
     with pytest.raises(TuneforgeError, match="method: full"):
         tuneforge.train(cfg, progress=False)
+
+
+def test_label_smoothing_applies_to_the_head_phase_only(make_tiny_config, tmp_path):
+    cfg = make_tiny_config(tmp_path / "run")
+    cfg["method"] = "full"
+    cfg["contrastive"] = {"iterations": 1, "batch_size": 16, "learning_rate": 5e-3}
+    cfg["train"] |= {"epochs": 1, "learning_rate": 1e-3, "label_smoothing": 0.1}
+    run = tuneforge.train(cfg, progress=False)  # used to fail: the pair loss refused train.label_smoothing
+    assert run.config.train.label_smoothing == 0.1 and run.metrics["train.contrastive_steps"] > 0

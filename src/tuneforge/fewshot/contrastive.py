@@ -147,11 +147,12 @@ def _train_member(cfg: Any, k: int, backbone: Any, run_dir: Path, train: Encoded
     if loop.fast_dropout:
         use_training_attention(backbone.model)
     pairs = make_pairs(train.labels, c.iterations, loop.seed)
-    # The contrastive phase runs through the ordinary loop with its own settings; train: is the head's.
+    # The contrastive phase runs through the ordinary loop with its own settings; train: is the head's (its
+    # label smoothing and R-Drop are the head's cross-entropy's, not the pair loss's).
     body_loop = loop.model_copy(update=dict(epochs=c.epochs, max_steps=None, batch_size=c.batch_size,
                                             gradient_accumulation_steps=1, learning_rate=c.learning_rate,
                                             warmup=c.warmup, eval_every=None, early_stopping_patience=None,
-                                            checkpoint_every=None))
+                                            checkpoint_every=None, label_smoothing=0.0, rdrop_alpha=0.0))
     method = build_method(cfg.method)
     if c.members > 1 and not method.saves_base:
         raise TuneforgeError(f"contrastive.members={c.members} averages the members' whole weights, but method "
