@@ -52,6 +52,7 @@ def test_recipe_with_cosent_learns_and_records_it(make_tiny_config, tmp_path):
                           "loss": "cosent", "scale": 10.0}
     run = tuneforge.train(cfg, progress=False)
     assert run.config.contrastive.loss == "cosent" and run.config.contrastive.scale == 10.0
+    assert run.metrics["train.pair_loss"] == "cosent"
     assert run.metrics["test.accuracy"] > 0.45  # keyword data, 3 classes: chance is 1/3
 
 
@@ -116,3 +117,12 @@ def test_label_smoothing_applies_to_the_head_phase_only(make_tiny_config, tmp_pa
     cfg["train"] |= {"epochs": 1, "learning_rate": 1e-3, "label_smoothing": 0.1}
     run = tuneforge.train(cfg, progress=False)  # used to fail: the pair loss refused train.label_smoothing
     assert run.config.train.label_smoothing == 0.1 and run.metrics["train.contrastive_steps"] > 0
+
+
+def test_auto_loss_is_cosent_from_16_examples_per_class():
+    from tuneforge.fewshot.losses import resolve_loss
+
+    assert resolve_loss("auto", [0] * 8 + [1] * 8 + [2] * 8) == "cosine"
+    assert resolve_loss("auto", [0] * 16 + [1] * 16 + [2] * 16) == "cosent"
+    assert resolve_loss("auto", [0] * 40 + [1] * 15) == "cosine"  # the smallest class decides
+    assert resolve_loss("cosine", [0] * 40 + [1] * 40) == "cosine"  # an explicit choice is kept

@@ -24,9 +24,10 @@ class ContrastiveConfig(StrictModel):
     warmup: float = Field(0.1, ge=0, description="Warmup fraction (< 1) or steps of the contrastive phase.")
     normalize: bool = Field(True, description="Unit-length embeddings (all-MiniLM-L6-v2's sentence-transformers "
                                               "pipeline normalises its mean-pooled output).")
-    loss: Literal["cosine", "cosent"] = Field(
+    loss: Literal["cosine", "cosent", "auto"] = Field(
         "cosine", description="cosine: SetFit's (cos - target)^2 per pair; cosent: CoSENT, a ranking loss asking every "
-                              "same-class pair of a batch to be more similar than every different-class pair "
+                              "same-class pair of a batch to be more similar than every different-class pair; "
+                              "auto: cosent from 16 examples per class (smallest class), cosine below "
                               "(fewshot/losses.py).")
     scale: float = Field(20.0, gt=0, description="CoSENT's scale s on the cosine differences (loss: cosent).")
     head: Literal["logistic", "end_to_end"] = Field(

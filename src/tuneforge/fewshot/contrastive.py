@@ -42,7 +42,7 @@ from tuneforge.errors import TuneforgeError
 from tuneforge.evaluation.inference import predict_proba
 from tuneforge.evaluation.metrics import classification_metrics, mean_loss
 from tuneforge.evaluation.plots import plot_confusion
-from tuneforge.fewshot.losses import PAIR_LOSSES
+from tuneforge.fewshot.losses import PAIR_LOSSES, resolve_loss
 from tuneforge.fewshot.pairs import make_pairs
 from tuneforge.fewshot.pooling import MeanPooling, use_mean_pooling
 from tuneforge.methods import build_method
@@ -106,7 +106,7 @@ def train_contrastive(cfg: Any, run_dir: Path, splits: Any, device: torch.device
                   "samples_per_second": sum(m.body.state.samples for m in members) / max(body_seconds, 1e-9),
                   "contrastive_seconds": body_seconds, "head_seconds": head_seconds, "pairs": n_pairs,
                   "contrastive_steps": sum(m.body.state.step for m in members), "members": len(members),
-                  "precision": precision},
+                  "pair_loss": first.loss, "precision": precision},
         "trainable_parameters": n_trainable, "total_parameters": n_total,
         "trainable_percent": 100 * n_trainable / n_total,
         "validation": {k: v for k, v in final_val.items() if k not in ("step", "epoch")},
@@ -135,6 +135,7 @@ class Member:
     body: Any  # the contrastive phase's FitResult
     head_seconds: float
     evals: list[dict]
+    loss: str  # the pair loss it trained with (``auto`` resolved)
 
 
 def _train_member(cfg: Any, k: int, backbone: Any, run_dir: Path, train: Encoded, labels: list[str],
@@ -147,6 +148,7 @@ def _train_member(cfg: Any, k: int, backbone: Any, run_dir: Path, train: Encoded
     if loop.fast_dropout:
         use_training_attention(backbone.model)
     pairs = make_pairs(train.labels, c.iterations, loop.seed)
+    loss_name = resolve_loss(c.loss, train.labels)
     # The contrastive phase runs through the ordinary loop with its own settings; train: is the head's (its
     # label smoothing and R-Drop are the head's cross-entropy's, not the pair loss's).
     body_loop = loop.model_copy(update=dict(epochs=c.epochs, max_steps=None, batch_size=c.batch_size,
@@ -166,7 +168,7 @@ def _train_member(cfg: Any, k: int, backbone: Any, run_dir: Path, train: Encoded
         use_fast_dropout(model)
     member = f" (member {k + 1} of {c.members})" if c.members > 1 else ""
     console.print(f"[bold]{escape(cfg.name)}[/]{member}: contrastive ({cfg.method.name} body, {c.head} head, "
-                  f"{c.loss} loss) on {escape(backbone.path)}: {len(pairs):,} pairs of {len(train):,} examples, "
+                  f"{loss_name} loss) on {escape(backbone.path)}: {len(pairs):,} pairs of {len(train):,} examples, "
                   f"precision {precision}")
     if precision == "bf16" and not method.saves_base:
         for param in model.parameters():  # as in recipes/train.py: frozen weights held in bf16
@@ -180,7 +182,7 @@ def _train_member(cfg: Any, k: int, backbone: Any, run_dir: Path, train: Encoded
     pair_data = Encoded(input_ids=[train.input_ids[i] + train.input_ids[j] for i, j, _ in pairs],
                         labels=[int(t) for _, _, t in pairs])
     targets = torch.tensor([t for _, _, t in pairs])
-    pair_loss = PAIR_LOSSES[c.loss]
+    pair_loss = PAIR_LOSSES[loss_name]
 
     def pairs_loss(model: nn.Module, inputs: dict[str, torch.Tensor], indices: list[int]) -> torch.Tensor:
         sides = [pairs[i][0] for i in indices] + [pairs[i][1] for i in indices]
@@ -213,7 +215,7 @@ def _train_member(cfg: Any, k: int, backbone: Any, run_dir: Path, train: Encoded
         head_seconds += result.state.seconds
         evals = result.state.evals
     return Member(backbone=backbone, method=method, model=model, pairs=len(pairs), body=body,
-                  head_seconds=head_seconds, evals=evals)
+                  head_seconds=head_seconds, evals=evals, loss=loss_name)
 
 
 @torch.no_grad()

@@ -29,5 +29,22 @@ def cosent_loss(cos: torch.Tensor, target: torch.Tensor, scale: float = 20.0) ->
     return torch.logsumexp(torch.cat([terms.new_zeros(1), terms]), dim=0)
 
 
+AUTO_COSENT_FROM = 16  # examples per class; tuned at 8 and 16 per class only (docs/FEWSHOT.md)
+
+
+def resolve_loss(name: str, labels: list[int]) -> str:
+    """``auto``: ``cosent`` when the smallest class has at least AUTO_COSENT_FROM examples, else ``cosine``.
+
+    On airline-sentiment's tuning seeds (validation split) CoSENT was better at 16 examples per class and worse
+    at 8 (docs/FEWSHOT.md); ``auto`` encodes exactly that and nothing more.
+    """
+    if name != "auto":
+        return name
+    counts: dict[int, int] = {}
+    for y in labels:
+        counts[y] = counts.get(y, 0) + 1
+    return "cosent" if counts and min(counts.values()) >= AUTO_COSENT_FROM else "cosine"
+
+
 PAIR_LOSSES = {"cosine": lambda cos, target, scale: cosine_loss(cos, target),
                "cosent": cosent_loss}
