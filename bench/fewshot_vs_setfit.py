@@ -123,6 +123,7 @@ def main() -> None:
                     row[system] = run_setfit(model_path, sample["train"], sample["test"], sample["labels"], seed,
                                              folder)
                 row[system]["cpu_seconds"] = time.process_time() - cpu
+                row[system]["load"] = os.getloadavg()[0]  # the machine's 1-minute load when the system finished
                 results[shots][system].append(row[system])
             (out / "results.json").write_text(json.dumps(results, indent=1))  # kept if the run is cut short
             t, s = row["tuneforge"], row["setfit"]
@@ -155,14 +156,32 @@ def write_sample(config: pathlib.Path, overrides: list[str], shots: int, seed: i
             "labels": splits.labels}
 
 
+def peer_versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("setfit", "sentence-transformers", "datasets"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            pass
+    return (f"{found[0]} (with {', '.join(found[1:])})" if len(found) > 1 else found[0]) if found else "setfit"
+
+
+def load_note(results: dict) -> str:
+    loads = [r["load"] for by_system in results.values() for rows in by_system.values() for r in rows if "load" in r]
+    return f" Machine load average (1 min) during the run: {min(loads):.1f}-{max(loads):.1f}." if loads else ""
+
+
 def markdown(results: dict, seeds: list[int], args: argparse.Namespace) -> str:
-    command = "PYTHONPATH=src HF_HUB_OFFLINE=1 python bench/fewshot_vs_setfit.py " + " ".join(sys.argv[1:])
+    command = (f"PYTHONPATH={os.environ.get('PYTHONPATH', 'src')} HF_HUB_OFFLINE=1 python bench/fewshot_vs_setfit.py "
+               + " ".join(sys.argv[1:]))
     lines = [MARKERS[0], "### Contrastive few-shot: tuneforge vs setfit (airline-sentiment, MiniLM)", "",
              f"`{command}`", "",
              "Whole test split (2,000 tweets), one torch thread per system, both interleaved per seed on the shared "
              "2-core machine (the load of each run is stated next to the table). Wall time: model load + training + "
-             "predicting the test split. setfit 1.2.0 at its defaults. The seeds column says which seeds finished "
-             f"(asked for: {len(seeds)} seeds from {seeds[0]}).", "",
+             f"predicting the test split. {peer_versions()} at its defaults. The seeds column says which seeds "
+             f"finished (asked for: {len(seeds)} seeds from {seeds[0]}).{load_note(results)}", "",
              "| shots/class | system | seeds | accuracy (mean ± std) | macro-F1 (mean ± std) | wall time, s (mean) "
              "| CPU time, s (mean) |", "|---:|---|---|---:|---:|---:|---:|"]
     for shots, by_system in results.items():

@@ -4,12 +4,17 @@
                     the same class, 0 otherwise;
     2. body:        the encoder learns from them with the cosine-similarity loss
                         L = mean_pairs (cos(e_i, e_j) - target)^2,   e = mean-pooled, unit-length embedding
-                    (fewshot/pooling.py), through ``method:`` (full or lora or any other method);
+                    (fewshot/pooling.py), or CoSENT (``loss: cosent``, fewshot/losses.py), through
+                    ``method:`` (full or lora or any other method);
     3. head:        logistic regression on the embeddings (SetFit's default head), written into the
                     classifier's linear layer, so the model is a plain classifier again;
     4. end-to-end:  (head: end_to_end) the whole classifier then trains with cross-entropy on the few
                     examples for ``train.epochs``: the differentiable-head variant of SetFit, started
-                    from the logistic regression instead of from random weights.
+                    from the logistic regression instead of from random weights;
+    5. soup:        (members: M > 1) steps 1-4 run M times from the same pretrained weights with seeds
+                    train.seed, train.seed + 1, ... (other pairs, other batch order) and the run's model is
+                    the average of their weights (a uniform model soup, Wortsman et al. 2022,
+                    arXiv:2203.05482): one model, as fast to predict as one member, trained M times.
 
 Why tuneforge's own loop rather than sentence-transformers (which the ``setfit`` library runs on): the
 bar is accuracy at no more wall time on a CPU, and our loop gives bf16 autocast (~2x on AMX/AVX-512-BF16
@@ -22,6 +27,8 @@ bench/fewshot_vs_setfit.py.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +38,11 @@ from rich.console import Console
 from rich.markup import escape
 from torch import nn
 
+from tuneforge.errors import TuneforgeError
 from tuneforge.evaluation.inference import predict_proba
 from tuneforge.evaluation.metrics import classification_metrics, mean_loss
 from tuneforge.evaluation.plots import plot_confusion
+from tuneforge.fewshot.losses import PAIR_LOSSES, resolve_loss
 from tuneforge.fewshot.pairs import make_pairs
 from tuneforge.fewshot.pooling import MeanPooling, use_mean_pooling
 from tuneforge.methods import build_method
@@ -52,31 +61,115 @@ console = Console(stderr=True)
 
 def train_contrastive(cfg: Any, run_dir: Path, splits: Any, device: torch.device, precision: Precision,
                       progress: bool = True) -> Run:
-    """Steps 1-4 above on ``splits``; writes the run folder like ``tuneforge train`` and returns the Run."""
-    c, loop = cfg.contrastive, cfg.train
-    backbone = load_backbone(cfg.model, splits.labels)
+    """Steps 1-4 above on ``splits`` (and step 5 with ``members: M > 1``); writes the run folder like
+    ``tuneforge train`` and returns the Run."""
+    c = cfg.contrastive
+    labels = splits.labels
+    backbone = load_backbone(cfg.model, labels)
+    tokenizer = backbone.tokenizer
+    enc = {name: encode(getattr(splits, name), tokenizer, labels, cfg.data.max_length)
+           for name in ("train", "validation", "test")}
+    train, val = enc["train"], enc["validation"]
+    eval_kwargs: dict[str, Any] = dict(batch_size=64, precision=precision, device=device,
+                                       pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+                                       padding_side=getattr(tokenizer, "padding_side", "right"))
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        probs = predict_proba(model, val, **eval_kwargs)
+        m = classification_metrics(val.labels, probs.argmax(-1).tolist(), labels)
+        return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "loss": mean_loss(probs, val.labels)}
+
+    members = [_train_member(cfg, k, backbone if k == 0 else load_backbone(cfg.model, labels),
+                             run_dir if k == 0 else run_dir / f"member-{k}", train, labels, evaluate, device,
+                             precision, progress) for k in range(c.members)]
+    first = members[0]
+    backbone, method, model = first.backbone, first.method, first.model
+    if len(members) > 1:
+        # 5. The soup: one model whose every weight is the mean of the members' (they share the start).
+        average_weights(model, [m.model for m in members[1:]])
+        final_val = {"step": first.evals[-1]["step"] if first.evals else 0, **evaluate(model)}
+    else:
+        final_val = first.evals[-1] if first.evals else {"step": 0, **evaluate(model)}
+    n_trainable, n_total = count_parameters(model)
+    n_pairs = sum(m.pairs for m in members)
+    body_seconds = sum(m.body.state.seconds for m in members)
+    head_seconds = sum(m.head_seconds for m in members)
+
+    started = time.perf_counter()
+    probs = predict_proba(model, enc["test"], **eval_kwargs)
+    test = classification_metrics(enc["test"].labels, probs.argmax(-1).tolist(), labels)
+    test["loss"] = mean_loss(probs, enc["test"].labels)
+    test["seconds"] = time.perf_counter() - started
+    seconds = body_seconds + head_seconds
+    metrics = flatten("", {
+        "train": {"seconds": seconds, "samples": n_pairs * c.epochs + len(train) * len(members),
+                  "samples_per_second": sum(m.body.state.samples for m in members) / max(body_seconds, 1e-9),
+                  "contrastive_seconds": body_seconds, "head_seconds": head_seconds, "pairs": n_pairs,
+                  "contrastive_steps": sum(m.body.state.step for m in members), "members": len(members),
+                  "pair_loss": first.loss, "precision": precision},
+        "trainable_parameters": n_trainable, "total_parameters": n_total,
+        "trainable_percent": 100 * n_trainable / n_total,
+        "validation": {k: v for k, v in final_val.items() if k not in ("step", "epoch")},
+        "test": test,
+    })
+    write_json(run_dir / "metrics.json", metrics)
+    plot_confusion(test["confusion_matrix"], labels, run_dir / "confusion_matrix.png",
+                   f"{cfg.name}: test accuracy {test['accuracy']:.3f}")
+
+    from tuneforge.recipes.train import save_model
+
+    save_model(run_dir, backbone, method, model, tokenizer, labels)
+    console.print(f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}; {seconds:.1f} s "
+                  f"training; run folder: {escape(str(run_dir))}")
+    return Run.load(run_dir)
+
+
+@dataclass
+class Member:
+    """One trained contrastive model (steps 1-4) and what its training cost."""
+
+    backbone: Any
+    method: Any
+    model: nn.Module
+    pairs: int
+    body: Any  # the contrastive phase's FitResult
+    head_seconds: float
+    evals: list[dict]
+    loss: str  # the pair loss it trained with (``auto`` resolved)
+
+
+def _train_member(cfg: Any, k: int, backbone: Any, run_dir: Path, train: Encoded, labels: list[str],
+                  evaluate: Callable[[nn.Module], dict[str, float]], device: torch.device, precision: Precision,
+                  progress: bool) -> Member:
+    """Steps 1-4 for member ``k``: its pairs and both phases' shuffling use seed ``train.seed + k``."""
+    c = cfg.contrastive
+    loop = cfg.train.model_copy(update={"seed": cfg.train.seed + k})
     tokenizer = backbone.tokenizer
     if loop.fast_dropout:
         use_training_attention(backbone.model)
-    enc = {name: encode(getattr(splits, name), tokenizer, splits.labels, cfg.data.max_length)
-           for name in ("train", "validation", "test")}
-    train = enc["train"]
     pairs = make_pairs(train.labels, c.iterations, loop.seed)
-    # The contrastive phase runs through the ordinary loop with its own settings; train: is the head's.
+    loss_name = resolve_loss(c.loss, train.labels)
+    # The contrastive phase runs through the ordinary loop with its own settings; train: is the head's (its
+    # label smoothing and R-Drop are the head's cross-entropy's, not the pair loss's).
     body_loop = loop.model_copy(update=dict(epochs=c.epochs, max_steps=None, batch_size=c.batch_size,
                                             gradient_accumulation_steps=1, learning_rate=c.learning_rate,
                                             warmup=c.warmup, eval_every=None, early_stopping_patience=None,
-                                            checkpoint_every=None))
+                                            checkpoint_every=None, label_smoothing=0.0, rdrop_alpha=0.0))
     method = build_method(cfg.method)
+    if c.members > 1 and not method.saves_base:
+        raise TuneforgeError(f"contrastive.members={c.members} averages the members' whole weights, but method "
+                             f"{cfg.method.name} trains and saves only its own parameters; use method: full, or "
+                             "contrastive.members=1.")
     head_steps = count_steps(len(train), loop) if c.head == "end_to_end" else 0
     method.plan(count_steps(len(pairs), body_loop) + head_steps)
     model = method.apply(backbone)
     pooling = use_mean_pooling(model, c.normalize)
     if loop.fast_dropout:
         use_fast_dropout(model)
-    n_trainable, n_total = count_parameters(model)
-    console.print(f"[bold]{escape(cfg.name)}[/]: contrastive ({cfg.method.name} body, {c.head} head) on "
-                  f"{escape(backbone.path)}: {len(pairs):,} pairs of {len(train):,} examples, precision {precision}")
+    member = f" (member {k + 1} of {c.members})" if c.members > 1 else ""
+    console.print(f"[bold]{escape(cfg.name)}[/]{member}: contrastive ({cfg.method.name} body, {c.head} head, "
+                  f"{loss_name} loss) on {escape(backbone.path)}: {len(pairs):,} pairs of {len(train):,} examples, "
+                  f"precision {precision}")
     if precision == "bf16" and not method.saves_base:
         for param in model.parameters():  # as in recipes/train.py: frozen weights held in bf16
             if not param.requires_grad:
@@ -89,20 +182,21 @@ def train_contrastive(cfg: Any, run_dir: Path, splits: Any, device: torch.device
     pair_data = Encoded(input_ids=[train.input_ids[i] + train.input_ids[j] for i, j, _ in pairs],
                         labels=[int(t) for _, _, t in pairs])
     targets = torch.tensor([t for _, _, t in pairs])
+    pair_loss = PAIR_LOSSES[loss_name]
 
-    def cosine_loss(model: nn.Module, inputs: dict[str, torch.Tensor], indices: list[int]) -> torch.Tensor:
-        sides = [pairs[k][0] for k in indices] + [pairs[k][1] for k in indices]
+    def pairs_loss(model: nn.Module, inputs: dict[str, torch.Tensor], indices: list[int]) -> torch.Tensor:
+        sides = [pairs[i][0] for i in indices] + [pairs[i][1] for i in indices]
         batch = collate(train, sides, pad_id, side)
         batch.pop("labels")
-        model(**{k: v.to(device) for k, v in batch.items()})
+        model(**{name: v.to(device) for name, v in batch.items()})
         e = pooling.last.float()  # (2B, H)
         u, v = e[:len(indices)], e[len(indices):]
-        cos = nn.functional.cosine_similarity(u, v, dim=-1)
-        return nn.functional.mse_loss(cos, targets[indices].to(device))
+        cos = nn.functional.cosine_similarity(u, v, dim=-1)  # (B,)
+        return pair_loss(cos, targets[indices].to(device), c.scale)
 
-    (run_dir / "contrastive").mkdir(exist_ok=True)
+    (run_dir / "contrastive").mkdir(parents=True, exist_ok=True)
     body = fit(model, pair_data, body_loop, run_dir=run_dir / "contrastive", precision=precision, device=device,
-               pad_id=pad_id, padding_side=side, progress=progress, method=method, loss_fn=cosine_loss)
+               pad_id=pad_id, padding_side=side, progress=progress, method=method, loss_fn=pairs_loss)
 
     # 3. Logistic regression on the embeddings, written into the classifier's linear layer.
     started = time.perf_counter()
@@ -110,53 +204,32 @@ def train_contrastive(cfg: Any, run_dir: Path, splits: Any, device: torch.device
 
     embeddings = embed(model, train, pooling, precision=precision, device=device, pad_id=pad_id, padding_side=side)
     head = LogisticRegression(C=c.head_c, max_iter=1000).fit(embeddings, train.labels)
-    set_head(model, head.coef_, head.intercept_, classes=head.classes_, n_labels=len(splits.labels))
+    set_head(model, head.coef_, head.intercept_, classes=head.classes_, n_labels=len(labels))
     head_seconds = time.perf_counter() - started
-
-    val = enc["validation"]
-    eval_kwargs: dict[str, Any] = dict(batch_size=64, precision=precision, device=device, pad_id=pad_id,
-                                       padding_side=side)
-
-    def evaluate() -> dict[str, float]:
-        probs = predict_proba(model, val, **eval_kwargs)
-        m = classification_metrics(val.labels, probs.argmax(-1).tolist(), splits.labels)
-        return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "loss": mean_loss(probs, val.labels)}
 
     # 4. End to end: the ordinary loop with cross-entropy, from the logistic-regression head.
     evals: list[dict] = []
     if c.head == "end_to_end":
         result = fit(model, train, loop, run_dir=run_dir, precision=precision, device=device, pad_id=pad_id,
-                     padding_side=side, evaluate=evaluate, progress=progress, method=method)
+                     padding_side=side, evaluate=lambda: evaluate(model), progress=progress, method=method)
         head_seconds += result.state.seconds
         evals = result.state.evals
-    final_val = evals[-1] if evals else {"step": 0, **evaluate()}
+    return Member(backbone=backbone, method=method, model=model, pairs=len(pairs), body=body,
+                  head_seconds=head_seconds, evals=evals, loss=loss_name)
 
-    started = time.perf_counter()
-    probs = predict_proba(model, enc["test"], **eval_kwargs)
-    test = classification_metrics(enc["test"].labels, probs.argmax(-1).tolist(), splits.labels)
-    test["loss"] = mean_loss(probs, enc["test"].labels)
-    test["seconds"] = time.perf_counter() - started
-    seconds = body.state.seconds + head_seconds
-    metrics = flatten("", {
-        "train": {"seconds": seconds, "samples": len(pairs) * c.epochs + len(train),
-                  "samples_per_second": body.state.samples / max(body.state.seconds, 1e-9),
-                  "contrastive_seconds": body.state.seconds, "head_seconds": head_seconds, "pairs": len(pairs),
-                  "contrastive_steps": body.state.step, "precision": precision},
-        "trainable_parameters": n_trainable, "total_parameters": n_total,
-        "trainable_percent": 100 * n_trainable / n_total,
-        "validation": {k: v for k, v in final_val.items() if k not in ("step", "epoch")},
-        "test": test,
-    })
-    write_json(run_dir / "metrics.json", metrics)
-    plot_confusion(test["confusion_matrix"], splits.labels, run_dir / "confusion_matrix.png",
-                   f"{cfg.name}: test accuracy {test['accuracy']:.3f}")
 
-    from tuneforge.recipes.train import save_model
-
-    save_model(run_dir, backbone, method, model, tokenizer, splits.labels)
-    console.print(f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}; {seconds:.1f} s "
-                  f"training; run folder: {escape(str(run_dir))}")
-    return Run.load(run_dir)
+@torch.no_grad()
+def average_weights(model: nn.Module, others: list[nn.Module]) -> None:
+    """Model soup (Wortsman et al. 2022, arXiv:2203.05482): every floating-point weight and buffer of
+    ``model`` becomes the mean over ``model`` and ``others`` (same architecture, fine-tuned from the same
+    start, so their average stays in one low-loss basin)."""
+    states = [dict(m.state_dict()) for m in others]
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            total = tensor.float().clone()
+            for state in states:
+                total += state[name].float()
+            tensor.copy_(total / (1 + len(states)))
 
 
 @torch.inference_mode()
