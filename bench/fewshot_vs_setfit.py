@@ -178,6 +178,8 @@ def markdown(results: dict, seeds: list[int], args: argparse.Namespace) -> str:
                + " ".join(sys.argv[1:]))
     lines = [MARKERS[0], "### Contrastive few-shot: tuneforge vs setfit (airline-sentiment, MiniLM)", "",
              f"`{command}`", "",
+             "The peer comes with `pip install -e '.[bench]'` (setfit, and datasets < 4); a PYTHONPATH beyond `src` "
+             "above is where setfit was installed for that run.", "",
              "Whole test split (2,000 tweets), one torch thread per system, both interleaved per seed on the shared "
              "2-core machine (the load of each run is stated next to the table). Wall time: model load + training + "
              f"predicting the test split. {peer_versions()} at its defaults. The seeds column says which seeds "
