@@ -19,10 +19,8 @@ keeps its two-tower score, so the ranking below position K is the two towers' ow
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from torch import nn
 
 from tuneforge.apps.recommend.config import RecommendConfig
 from tuneforge.apps.recommend.data import Item, Split
+from tuneforge.apps.recommend.train import StepLog
 from tuneforge.apps.recommend.metrics import auc
 from tuneforge.errors import TuneforgeError
 from tuneforge.models.precision import Precision, autocast, resolve_precision
@@ -205,14 +204,14 @@ def fit_reranker(model: CrossEncoder, examples: list, items: dict[str, Item], sp
     optimizer = torch.optim.AdamW(model.parameters(), lr=r.learning_rate, weight_decay=r.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / total)
     model.train()
-    log, window, seen, step, started = [], [], 0, 0, time.perf_counter()
     every = max(1, min(cfg.train.log_every, total // 5 or 1))
     with training_bar(progress) as bar, log_path.open("w", encoding="utf-8") as log_file:
-        task = bar.add_task("re-ranker", total=total, loss="-", rate="-")
-        while step < total:
+        log = StepLog(bar, bar.add_task("re-ranker", total=total, loss="-", rate="-"), log_file, per_epoch, total,
+                      every, "pairs_per_second")
+        while log.step < total:
             order = rng.sample(indexed, len(indexed))
             for start in range(0, len(order), r.batch_size):
-                if step >= total:
+                if log.step >= total:
                     break
                 batch = order[start:start + r.batch_size]
                 groups = [[examples[e].positive, *sample_negatives(
@@ -228,17 +227,6 @@ def fit_reranker(model: CrossEncoder, examples: list, items: dict[str, Item], sp
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                step += 1
-                seen += len(texts)
-                window.append(loss.item())
-                if step % every == 0 or step == total:
-                    rate = seen / (time.perf_counter() - started)
-                    entry = {"step": step, "epoch": round(step / per_epoch, 3), "loss": sum(window) / len(window),
-                             "pairs_per_second": rate}
-                    log.append(entry)
-                    log_file.write(json.dumps(entry) + "\n")
-                    log_file.flush()
-                    window = []
-                    bar.update(task, completed=step, loss=f"{entry['loss']:.4f}", rate=f"{rate:.1f}")
+                log.record(loss.item(), len(texts))
     model.eval()
-    return log
+    return log.entries

@@ -82,6 +82,32 @@ def step_loss(encoder: TextEncoder, batch: list[Example], items: dict[str, Item]
     return torch.nn.functional.cross_entropy(logits, target)
 
 
+class StepLog:
+    """The recommender loops' logging: the loss averaged over ``every`` steps (and the last step) goes to
+    log.jsonl (flushed, for tail -f), to the returned list and to the progress bar, with ``rate_key`` per second."""
+
+    def __init__(self, bar, task, log_file, per_epoch: int, total: int, every: int, rate_key: str) -> None:
+        self.bar, self.task, self.file = bar, task, log_file
+        self.per_epoch, self.total, self.every, self.rate_key = per_epoch, total, every, rate_key
+        self.entries: list[dict] = []
+        self.window: list[float] = []
+        self.step, self.seen, self.started = 0, 0, time.perf_counter()
+
+    def record(self, loss: float, count: int) -> None:
+        self.step += 1
+        self.seen += count
+        self.window.append(loss)
+        if self.step % self.every == 0 or self.step == self.total:
+            rate = self.seen / (time.perf_counter() - self.started)
+            entry = {"step": self.step, "epoch": round(self.step / self.per_epoch, 3),
+                     "loss": sum(self.window) / len(self.window), self.rate_key: rate}
+            self.entries.append(entry)
+            self.file.write(json.dumps(entry) + "\n")
+            self.file.flush()
+            self.window = []
+            self.bar.update(self.task, completed=self.step, loss=f"{entry['loss']:.4f}", rate=f"{rate:.1f}")
+
+
 @torch.enable_grad()  # a caller may have switched gradients off globally (torch.set_grad_enabled(False))
 def fit(encoder: TextEncoder, examples: list[Example], items: dict[str, Item], split: Split, cfg: RecommendConfig,
         log_path: Path, progress: bool = True) -> list[dict]:
@@ -96,15 +122,14 @@ def fit(encoder: TextEncoder, examples: list[Example], items: dict[str, Item], s
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / total)
     encoder.train()
-    log, window, seen, started = [], [], 0, time.perf_counter()
     with training_bar(progress) as bar, log_path.open("w", encoding="utf-8") as log_file:
-        task = bar.add_task("recommend", total=total, loss="-", rate="-")
-        step = 0
-        while step < total:
+        log = StepLog(bar, bar.add_task("recommend", total=total, loss="-", rate="-"), log_file, per_epoch, total,
+                      t.log_every, "samples_per_second")
+        while log.step < total:
             order = rng.sample(examples, len(examples))
             for start in range(0, len(order), t.batch_size):
                 batch = order[start:start + t.batch_size]
-                if len(batch) < 2 or step >= total:  # one click alone has no in-batch negative
+                if len(batch) < 2 or log.step >= total:  # one click alone has no in-batch negative
                     continue
                 with autocast(precision):
                     loss = step_loss(encoder, batch, items, clicked, cfg, rng)
@@ -112,20 +137,9 @@ def fit(encoder: TextEncoder, examples: list[Example], items: dict[str, Item], s
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                step += 1
-                seen += len(batch)
-                window.append(loss.item())
-                if step % t.log_every == 0 or step == total:
-                    rate = seen / (time.perf_counter() - started)
-                    entry = {"step": step, "epoch": round(step / per_epoch, 3), "loss": sum(window) / len(window),
-                             "samples_per_second": rate}
-                    log.append(entry)
-                    log_file.write(json.dumps(entry) + "\n")
-                    log_file.flush()
-                    window = []
-                    bar.update(task, completed=step, loss=f"{entry['loss']:.4f}", rate=f"{rate:.1f}")
+                log.record(loss.item(), len(batch))
     encoder.eval()
-    return log
+    return log.entries
 
 
 def model_scorer(encoder: TextEncoder, item_vectors: torch.Tensor, cfg: RecommendConfig, precision: str):
