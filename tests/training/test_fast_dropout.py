@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from tuneforge.training.fast_dropout import FastDropout, fast_dropout, use_fast_dropout
+from tuneforge.training.fast_dropout import FastDropout, fast_dropout, keep_mask, keep_multiplier, use_fast_dropout
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5])
@@ -43,3 +43,25 @@ def test_use_fast_dropout_replaces_every_dropout_and_keeps_state_dict():
     assert isinstance(model[2]["d"], FastDropout) and model[2]["d"].p == 0.3
     assert not any(type(m) is nn.Dropout for m in model.modules())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_multiplier_is_the_boolean_mask_and_dropout_matches_the_where_form(dtype):
+    """The 0/1 multiplier (the fast path) keeps exactly the elements the boolean mask keeps, from the same
+    random stream, and the dropout output and gradient equal the boolean form where(mask, x / (1 - p), 0)."""
+    shape = torch.Size((7, 33, 65))  # an element count not divisible by 4
+    for p in (0.1, 0.25, 0.9):
+        torch.manual_seed(3)
+        mask = keep_mask(shape, p, torch.device("cpu"))
+        torch.manual_seed(3)
+        multiplier = keep_multiplier(shape, p, torch.device("cpu"), dtype)
+        assert multiplier.dtype == dtype
+        assert torch.equal(multiplier == 1, mask) and torch.equal(multiplier == 0, ~mask)
+        x = torch.randn(shape).to(dtype).requires_grad_()
+        torch.manual_seed(3)
+        y = fast_dropout(x, p)
+        scale = 1.0 / (1.0 - round(p * 65536) / 65536)
+        assert torch.equal(y, torch.where(mask, x.detach() * scale, 0))
+        grad = torch.randn(shape).to(dtype)
+        y.backward(grad)
+        assert torch.equal(x.grad, torch.where(mask, grad * scale, 0))

@@ -31,6 +31,7 @@ from tuneforge.run import Run
 from tuneforge.tracking import Tracker, open_tracker
 from tuneforge.tasks import get_task
 from tuneforge.training import distributed
+from tuneforge.training.allocator import reuse_freed_memory
 from tuneforge.training.batching import encode
 from tuneforge.training.checkpoint import write_atomic_folder
 from tuneforge.training.fast_dropout import use_fast_dropout
@@ -74,6 +75,8 @@ def open_run_dir(schema: type, build: Callable[[], Any], resume: str | Path | No
 def start_loop(loop) -> tuple[torch.device, Precision]:
     """Seed, thread count, device and precision from a config's ``train:`` section: how every recipe starts."""
     torch.manual_seed(loop.seed)
+    if loop.reuse_memory:
+        reuse_freed_memory()
     if loop.num_threads:
         torch.set_num_threads(loop.num_threads)
     device = resolve_device(loop.device)

@@ -18,28 +18,47 @@ from torch import nn
 _LEVELS = 65536  # 16-bit threshold resolution
 
 
-def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
-    """Boolean mask, True with probability 1 - p (to 1 / 65536)."""
+def _random_int16(shape: torch.Size, device: torch.device) -> torch.Tensor:
+    """Uniform integers in [-32768, 32767]: 64 random bits per four elements."""
     n = 1
     for size in shape:
         n *= size
     words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
-    bits = words.view(torch.int16)[:n].view(shape)  # uniform over [-32768, 32767]
-    threshold = round(p * _LEVELS) - 32768
-    return bits >= threshold
+    return words.view(torch.int16)[:n].view(shape)
+
+
+def _threshold(p: float) -> int:
+    return round(p * _LEVELS) - 32768  # an element is kept where its 16-bit integer is >= this
+
+
+def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
+    """Boolean mask, True with probability 1 - p (to 1 / 65536)."""
+    return _random_int16(shape, device) >= _threshold(p)
+
+
+def keep_multiplier(shape: torch.Size, p: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The same mask as :func:`keep_mask` from the same random stream, as 1.0 (kept) and 0.0 in ``dtype``.
+
+    For integers, ``bits >= t`` is ``clamp(bits - t + 1, 0, 1)``, exact in fp32. Computing it that way and
+    multiplying by it is ~5x cheaper on CPU than the boolean route (``>=`` then ``torch.where`` on the mask
+    and again on the gradient), whose bool kernels are not vectorised (profiled: (32, 30, 384) bf16,
+    ``where`` 490 us against 74 us for a multiplication).
+    """
+    bits = _random_int16(shape, device)
+    return bits.float().add_(1 - _threshold(p)).clamp_(0, 1).to(dtype)
 
 
 class _MaskedScale(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(mask)
+    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(keep)
         ctx.scale = scale
-        return x * mask.to(x.dtype) * scale if x.dtype == torch.float32 else torch.where(mask, x * scale, 0)
+        return x * keep * scale  # x * keep is x or 0 exactly; the scaling rounds as nn.Dropout's does
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        (mask,) = ctx.saved_tensors
-        return torch.where(mask, grad * ctx.scale, 0), None, None
+        (keep,) = ctx.saved_tensors
+        return grad * keep * ctx.scale, None, None
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -48,7 +67,7 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tens
     if p >= 1.0:
         return torch.zeros_like(x)
     kept = 1.0 - round(p * _LEVELS) / _LEVELS  # the exact keep probability of the 16-bit threshold
-    return _MaskedScale.apply(x, keep_mask(x.shape, p, x.device), 1.0 / kept)
+    return _MaskedScale.apply(x, keep_multiplier(x.shape, p, x.device, x.dtype), 1.0 / kept)
 
 
 class FastDropout(nn.Module):
