@@ -152,7 +152,8 @@ async def load(args, port: int, key: str, server: subprocess.Popen, texts: list[
     ok = n - sum(errors.values())
     return {"requests": n, "errors": sum(errors.values()), "error_kinds": errors, "seconds": round(wall, 2),
             "requests_per_second": round(ok / wall, 1), "texts_per_second": round(ok * args.batch / wall, 1),
-            "p50_ms": round(_quantile(latencies, 0.50) * 1000, 1), "p99_ms": round(_quantile(latencies, 0.99) * 1000, 1),
+            "p50_ms": round(_quantile(latencies, 0.50) * 1000, 1),
+            "p99_ms": round(_quantile(latencies, 0.99) * 1000, 1),
             "max_ms": round(latencies[-1] * 1000, 1) if n else float("nan"),
             "forward_passes": int(passes), "texts_per_forward_pass": round(batch_texts / passes, 1) if passes else 0,
             "server_cpu_cores": round((server1 - server0) / wall, 2), "client_cpu_cores": round(own / wall, 2),

@@ -46,7 +46,8 @@ def build_tiny_bert(folder: Path) -> Path:
     """A 2-layer, hidden-32 BERT with a word-level vocabulary covering the test texts."""
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted({w for ws in WORDS.values() for w in ws} | set(FILLER))
+    words = {w for ws in WORDS.values() for w in ws} | set(FILLER)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(words)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors

@@ -67,7 +67,9 @@ def test_student_copies_the_chosen_teacher_layers(teacher):
     student, chosen = student_from_teacher(model, 1)
     assert chosen == [1] and student.config.num_hidden_layers == 1 and len(student.bert.encoder.layer) == 1
     assert len(model.bert.encoder.layer) == 2  # the teacher is untouched
-    assert torch.equal(student.bert.encoder.layer[0].output.dense.weight, model.bert.encoder.layer[1].output.dense.weight)
+    copied = student.bert.encoder.layer[0].output.dense.weight
+    original = model.bert.encoder.layer[1].output.dense.weight
+    assert torch.equal(copied, original)
     assert student.bert.encoder.layer[0].output.dense.weight is not model.bert.encoder.layer[1].output.dense.weight
 
 
