@@ -5,9 +5,7 @@ Everything is built in a temporary folder in about a second, so the suite needs 
 
 from __future__ import annotations
 
-import json
 import os
-import random
 from pathlib import Path
 
 import pytest
@@ -16,57 +14,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-WORDS = {
-    "negative": ["late", "delayed", "lost", "rude", "awful", "cancelled", "broken", "worst"],
-    "neutral": ["flight", "gate", "ticket", "seat", "schedule", "question", "boarding", "route"],
-    "positive": ["great", "thanks", "friendly", "awesome", "love", "best", "smooth", "happy"],
-}
-FILLER = ["the", "a", "my", "was", "is", "today", "again", "very", "our", "crew", "plane", "bag"]
-
-
-def make_examples(n: int, seed: int) -> list[dict]:
-    """Texts whose label is signalled by a keyword, with filler words of varied length."""
-    rng = random.Random(seed)
-    labels = sorted(WORDS)
-    rows = []
-    for i in range(n):
-        label = labels[i % len(labels)]
-        words = [rng.choice(FILLER) for _ in range(rng.randint(2, 12))]
-        words.insert(rng.randrange(len(words) + 1), rng.choice(WORDS[label]))
-        rows.append({"text": " ".join(words), "label": label, "source": rng.choice(["web", "app"])})
-    return rows
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def build_tiny_bert(folder: Path) -> Path:
-    """A 2-layer, hidden-32 BERT with a word-level vocabulary covering the test texts."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    words = {w for ws in WORDS.values() for w in ws} | set(FILLER)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(words)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-
-    wordpiece = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
-    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
-    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    wordpiece.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
-    tokenizer = BertTokenizerFast(tokenizer_object=wordpiece, unk_token="[UNK]", pad_token="[PAD]",
-                                  cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, type_vocab_size=2)
-    import torch
-
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(config)  # random weights; the pooler is part of the base
-    model.base_model.save_pretrained(folder)  # a base-model checkpoint, like a hub encoder
-    tokenizer.save_pretrained(folder)
-    return folder
+from tiny_fixtures import build_tiny_bert, make_examples, write_jsonl
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FILLER, WORDS
+from tiny_fixtures import FILLER, WORDS
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:

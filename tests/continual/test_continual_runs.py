@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 import tuneforge
 import tuneforge.continual.recipe as continual_recipe
 import tuneforge.recipes.train as train_recipe
-from conftest import make_examples, write_jsonl
+from tiny_fixtures import make_examples, write_jsonl
 from tuneforge.cli.main import main
 from tuneforge.config import TrainConfig, load_config
 from tuneforge.data import read_examples

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FILLER, WORDS
+from tiny_fixtures import FILLER, WORDS
 
 import tuneforge
 from tuneforge.data.records import Example

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from conftest import FILLER, WORDS
+from tiny_fixtures import FILLER, WORDS
 from tuneforge.cli.main import app
 from tuneforge.errors import TuneforgeError
 from tuneforge.recipes.pretrain import pretrain

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FILLER, WORDS
+from tiny_fixtures import FILLER, WORDS
 
 TEMPLATE_WORDS = ["Tweet", "Sentiment", "Answer", "it", "was", "All", "in", "all", "negative", "neutral",
                   "positive", "bad", "good", "okay", "unhappy"]

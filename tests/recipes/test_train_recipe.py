@@ -11,7 +11,7 @@ import torch
 
 import tuneforge
 import tuneforge.recipes.train as train_recipe
-from conftest import make_examples, write_jsonl
+from tiny_fixtures import make_examples, write_jsonl
 
 
 def test_max_eval_samples_takes_a_stratified_sample(tiny_config, tmp_path, monkeypatch):

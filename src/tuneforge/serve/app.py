@@ -15,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuneforge.errors import did_you_mean
 from tuneforge.run import format_predictions
@@ -24,7 +23,7 @@ from tuneforge.serve.batching import MicroBatcher, QueueFull
 from tuneforge.serve.config import ServeConfig
 from tuneforge.serve.engine import ServedModel
 from tuneforge.serve.gate import Gate
-from tuneforge.serve.limits import ApiError, RateLimiter, error_response
+from tuneforge.serve.limits import ApiError, RateLimiter, install_error_handlers
 from tuneforge.serve.logs import get_logger
 from tuneforge.serve.metrics import CONTENT_TYPE_LATEST, Metrics
 
@@ -169,22 +168,7 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, keys: list[A
     app.add_middleware(Gate, server=server)
     secured = [Depends(HTTPBearer(auto_error=False)), Depends(APIKeyHeader(name="X-API-Key", auto_error=False))]
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        request.state.error = exc.code
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        code, message = _validation_message(exc)
-        request.state.error = code
-        return error_response(422, code, message)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
-        request.state.error = code
-        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+    install_error_handlers(app, _validation_message)
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS, dependencies=secured)
     async def predict(body: PredictRequest, request: Request) -> Response:

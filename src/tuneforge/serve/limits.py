@@ -12,6 +12,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 
@@ -29,6 +32,31 @@ class ApiError(Exception):
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one shape of every refusal: ``{"error": {"code": ..., "message": ...}}``."""
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI, validation_message: Callable[[RequestValidationError], tuple[str, str]]
+                           ) -> None:
+    """Answer every refusal with :func:`error_response` and record its code in ``request.state.error`` (the
+    gate's metrics and access log read it): :class:`ApiError` (auth, limits), a body that fails validation (422,
+    code and message from ``validation_message``, which must never echo the request's texts) and Starlette's own
+    404 / 405. Shared by ``tuneforge serve`` and the assistant's chat server."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        request.state.error = exc.code
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        code, message = validation_message(exc)
+        request.state.error = code
+        return error_response(422, code, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
+        request.state.error = code
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
 
 class TokenBucket:

@@ -14,18 +14,17 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.security import APIKeyHeader, HTTPBearer
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuneforge.apps.assistant.assistant import Assistant
 from tuneforge.apps.assistant.config import ChatServeConfig
 from tuneforge.apps.assistant.page import PAGE
 from tuneforge.serve.auth import ApiKey, KeyChecker
 from tuneforge.serve.gate import Gate
-from tuneforge.serve.limits import ApiError, RateLimiter, error_response
+from tuneforge.serve.limits import ApiError, RateLimiter, install_error_handlers
 from tuneforge.serve.logs import get_logger
 from tuneforge.serve.metrics import CONTENT_TYPE_LATEST, Metrics
 
@@ -60,6 +59,15 @@ class ChatServer:
         return path not in OPEN_PATHS and not (self.config.public_docs and path in DOC_PATHS)
 
 
+def _validation_message(exc: RequestValidationError) -> tuple[str, str]:
+    errors = exc.errors()
+    code = "bad_json" if any(e["type"] == "json_invalid" for e in errors) else "invalid_request"
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+                         for e in errors[:5])  # never echo the input: it is a customer's text
+    return code, (f'The request is not valid ({problems}). Send {{"question": "..."}} with Content-Type: '
+                  "application/json.")
+
+
 def create_app(assistant: Assistant, config: ChatServeConfig, keys: list[ApiKey] | None) -> FastAPI:
     """``keys=None`` serves without authentication (``--no-auth``)."""
     server = ChatServer(assistant, config, keys)
@@ -69,26 +77,7 @@ def create_app(assistant: Assistant, config: ChatServeConfig, keys: list[ApiKey]
     app.add_middleware(Gate, server=server)
     secured = [Depends(HTTPBearer(auto_error=False)), Depends(APIKeyHeader(name="X-API-Key", auto_error=False))]
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        request.state.error = exc.code
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        code = "bad_json" if any(e["type"] == "json_invalid" for e in errors) else "invalid_request"
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
-                             for e in errors[:5])  # never echo the input: it is a customer's text
-        request.state.error = code
-        return error_response(422, code, f'The request is not valid ({problems}). Send {{"question": "..."}} '
-                              "with Content-Type: application/json.")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
-        request.state.error = code
-        return error_response(exc.status_code, code, str(exc.detail))
+    install_error_handlers(app, _validation_message)
 
     @app.post("/v1/chat", dependencies=secured)
     def chat(body: ChatRequest, request: Request) -> dict[str, Any]:
