@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from tuneforge.apps.recommend import RecommendConfig, load_recommender, train_recommender  # noqa: E402
+from tuneforge.apps.recommend import RecommendConfig, add_reranker, load_recommender, train_recommender  # noqa: E402
 from tuneforge.config import TrainConfig  # noqa: E402
 from tuneforge.errors import TuneforgeError  # noqa: E402
 from tuneforge.explain import explain  # noqa: E402
@@ -32,5 +32,5 @@ from tuneforge.tune import tune  # noqa: E402
 
 __all__ = ["Ensemble", "FewShotResult", "OnnxRun", "PretrainConfig", "RecommendConfig", "Run", "Runs", "TokenRun",
            "TrainConfig", "TuneforgeError", "__version__", "compare", "distill", "ensemble", "explain", "fewshot",
-           "load", "load_recommender", "lr_find", "pretrain", "prune", "read_token_examples", "train",
+           "add_reranker", "load", "load_recommender", "lr_find", "pretrain", "prune", "read_token_examples", "train",
            "train_recommender", "tune", "zeroshot", "GenerationRun"]

@@ -239,3 +239,50 @@ def test_other_negative_sources_and_bce_train(tiny_bert, tmp_path, source):
                      "negatives": 2, "max_length": 48}
     m = train_recommender(cfg, progress=False).metrics
     assert 0 <= m["rerank"]["auc"] <= 1 and m["rerank"]["users"] == m["model"]["users"]
+
+
+@pytest.fixture(scope="module")
+def plain_run(tiny_bert, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plain")
+    data = tiny_recommend_data(folder / "data")
+    return train_recommender(tiny_config(tiny_bert, data, folder / "run"), progress=False)
+
+
+def test_a_reranker_is_added_to_a_finished_run_without_touching_the_towers(plain_run, cli):
+    from safetensors.torch import load_file
+
+    from tuneforge.apps.recommend import add_reranker
+
+    run = plain_run.dir
+    towers = {f: (run / f).read_bytes() for f in ("item_embeddings.safetensors", "encoder/model.safetensors")
+              if (run / f).exists()}
+    assert "item_embeddings.safetensors" in towers
+    before = json.loads((run / "metrics.json").read_text())
+    assert "rerank" not in before and before["ranking"] == "two-tower"
+    # refused: a setting outside rerank.*, then nothing is written
+    code, _, err = cli("rerank", run, "train.epochs=3")
+    assert code == 2 and "only rerank.* settings" in err and "Traceback" not in err
+    assert not (run / "reranker").exists()
+
+    rec = add_reranker(run, [f"rerank.top_k={TOP_K}", "rerank.epochs=10", "rerank.batch_size=8",
+                             "rerank.learning_rate=5e-3", "rerank.max_length=48"], progress=False)
+    assert rec.reranker is not None and rec.ranking == f"two-tower + cross-encoder re-rank of the top {TOP_K}"
+    after = json.loads((run / "metrics.json").read_text())
+    for name in ("model", "untrained", "tfidf", "popularity", "train"):
+        assert after[name] == before[name]  # the two towers' results are untouched
+    assert after["rerank"]["users"] == before["model"]["users"] and after["rerank"]["top_k"] == TOP_K
+    assert all((run / f).read_bytes() == b for f, b in towers.items())
+    assert load_file(str(run / "item_embeddings.safetensors"))["embeddings"].shape[0] == len(rec.items)
+    assert "enabled: true" in (run / "config.yaml").read_text()
+    assert (run / "rerank_log.jsonl").exists() and not (run / ".rerank-staging").exists()
+    assert rec.evaluate()["rerank"]["ndcg@10"] == pytest.approx(after["rerank"]["ndcg@10"], abs=1e-6)
+
+    # a second one only with --replace; the first stays until then
+    code, _, err = cli("rerank", run)
+    assert code == 2 and "--replace" in err
+    first = (run / "reranker" / "model.safetensors").read_bytes()
+    code, out, err = cli("rerank", run, "rerank.epochs=1", "rerank.batch_size=8", "rerank.max_length=48",
+                         f"rerank.top_k={TOP_K}", "rerank.seed=1", "--replace", "--quiet")
+    assert code == 0, err
+    assert "reranker/" in out and (run / "reranker" / "model.safetensors").read_bytes() != first
+    assert not (run / ".reranker-old").exists()

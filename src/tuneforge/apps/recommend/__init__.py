@@ -7,13 +7,14 @@ TF-IDF baseline on the same split.
     from tuneforge.apps.recommend import train_recommender, load_recommender
     rec = train_recommender("configs/recommend-demo.yaml", ["train.epochs=1"])
     rec.metrics["model"]["ndcg@10"]; rec.rank(user="u007", k=10)
+    rec = add_reranker(rec.dir, ["rerank.epochs=2"])   # a cross-encoder on top, the towers as trained
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RecommendConfig", "Recommender", "load_recommender", "train_recommender"]
+__all__ = ["RecommendConfig", "Recommender", "add_reranker", "load_recommender", "train_recommender"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `tuneforge --help` must not import torch and transformers
@@ -25,6 +26,10 @@ def __getattr__(name: str) -> Any:  # lazy: `tuneforge --help` must not import t
         from tuneforge.apps.recommend.train import train
 
         return train
+    if name == "add_reranker":
+        from tuneforge.apps.recommend.train import add_reranker
+
+        return add_reranker
     if name in ("Recommender", "load_recommender"):
         from tuneforge.apps.recommend import run
 

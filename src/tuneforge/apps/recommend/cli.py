@@ -108,6 +108,23 @@ def rank(
         typer.echo(f"{n:>3}. {cross}{r['score']:.4f}  {r['item']}  {r['title'][:90]}")
 
 
+@recommend_app.command("rerank")
+def rerank(
+    run_dir: Annotated[Path, typer.Argument(help="A finished recommender run folder.")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="rerank.key=value settings, e.g. rerank.epochs=2 "
+                                                                  "rerank.top_k=20 (see `tuneforge config show "
+                                                                  "recommend`).", show_default=False)] = None,
+    replace: Annotated[bool, typer.Option(help="Train a new re-ranker where the run has one already.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Add a cross-encoder re-ranker to a finished run, without training the two towers again."""
+    from tuneforge.apps.recommend.train import add_reranker
+
+    rec = add_reranker(run_dir, list(overrides or []), replace=replace, progress=not quiet)
+    typer.echo(_summary(rec.metrics, rec.cfg.k))
+    typer.echo(f"run folder: {rec.dir} (reranker/, metrics.json and README.md updated)")
+
+
 @recommend_app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the simulated data (OUT/data, rewritten) and the run "

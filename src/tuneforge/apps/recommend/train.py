@@ -160,7 +160,8 @@ def fit_and_score_reranker(encoder: TextEncoder, vectors: torch.Tensor, examples
                            items: dict[str, Item], split: Split, cfg: RecommendConfig, run_dir: Path,
                            progress: bool) -> tuple[dict, dict]:
     """Train the cross-encoder (rerank.py) on the train clicks, score the re-ranked two towers, save it to
-    run_dir/reranker; returns (metrics, training facts with the time it added)."""
+    run_dir/reranker (its log to run_dir/rerank_log.jsonl); returns (metrics, training facts with the time it
+    added)."""
     from tuneforge.apps.recommend.rerank import CrossEncoder, evaluate_rerank, fit_reranker, top_candidates
 
     r = cfg.rerank
@@ -253,6 +254,72 @@ def train(config: str | Path | dict | RecommendConfig, overrides: list[str] | No
         update_status(run_dir, status="failed")
         raise
     update_status(run_dir, status="complete")
+    return Recommender.load(run_dir)
+
+
+def add_reranker(run_dir: str | Path, overrides: list[str] | None = None, *, replace: bool = False,
+                 progress: bool = True):
+    """Train a cross-encoder re-ranker for a finished two-tower run, without training the towers again.
+
+    ``overrides`` set ``rerank.*`` only (``rerank.enabled`` becomes true); the run's own config, data files and
+    split are used. The new re-ranker is trained and scored in a staging folder; only then are reranker/,
+    rerank_log.jsonl, config.yaml, metrics.json, metrics.png and README.md of the run replaced, so a failed or
+    interrupted attempt leaves the run as it was. Returns the reloaded :class:`Recommender`."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from tuneforge.apps.recommend.report import plot_metrics, write_readme
+    from tuneforge.apps.recommend.run import Recommender
+    from tuneforge.recipes.runfolder import read_json
+    from tuneforge.training.checkpoint import write_atomic_text
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "metrics.json").is_file() or not (run_dir / "config.yaml").is_file():
+        raise TuneforgeError(f"{run_dir} is not a finished recommender run (no metrics.json or config.yaml); train "
+                             "one with `tuneforge recommend train CONFIG`.")
+    for override in overrides or []:
+        key = override.split("=", 1)[0].strip()
+        if "=" not in override or not key.startswith("rerank."):
+            raise TuneforgeError(f'"{override}": only rerank.* settings can change on a finished run (the two '
+                                 "towers and their data stay as trained), e.g. rerank.epochs=2 rerank.top_k=20.")
+    if (run_dir / "reranker").exists() and not replace:
+        raise TuneforgeError(f"{run_dir} has a re-ranker already (reranker/); pass --replace to train a new one "
+                             "(the old one stays until the new one is trained and saved).")
+    cfg = load_config(RecommendConfig, path=run_dir / "config.yaml",
+                      overrides=[*(overrides or []), "rerank.enabled=true"])
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    items, _, split = load_data(cfg)
+    saved_ids = [row["item"] for row in read_json(run_dir / "items.json")]
+    if saved_ids != list(items):
+        raise TuneforgeError(f"{cfg.data.items} no longer holds the items the run was trained on ({len(saved_ids)} "
+                             f"saved in items.json, {len(items)} in the file now, or another order); restore the "
+                             "file or train a new run.")
+    examples = training_examples(split, items, cfg.data.history_items)
+    encoder = TextEncoder.load(run_dir / "encoder")
+    vectors = load_file(str(run_dir / "item_embeddings.safetensors"))["embeddings"]
+    staging = run_dir / ".rerank-staging"
+    shutil.rmtree(staging, ignore_errors=True)  # a leftover of an interrupted attempt
+    staging.mkdir()
+    try:
+        rerank_metrics, rerank_train = fit_and_score_reranker(encoder, vectors, examples, items, split, cfg, staging,
+                                                              progress)
+        metrics = read_json(run_dir / "metrics.json")
+        metrics.update(rerank=rerank_metrics, rerank_train=rerank_train, ranking=ranking_name(cfg))
+        old = run_dir / ".reranker-old"
+        shutil.rmtree(old, ignore_errors=True)
+        if (run_dir / "reranker").exists():
+            (run_dir / "reranker").rename(old)
+        (staging / "reranker").rename(run_dir / "reranker")
+        (staging / "rerank_log.jsonl").replace(run_dir / "rerank_log.jsonl")
+        write_atomic_text(run_dir / "config.yaml", dump_config(cfg))
+        write_json(run_dir / "metrics.json", metrics)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    plot_metrics(metrics, cfg.k, run_dir / "metrics.png", cfg.name)
+    write_readme(run_dir, cfg)
     return Recommender.load(run_dir)
 
 
