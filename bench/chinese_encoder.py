@@ -77,13 +77,18 @@ def main() -> None:
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "runs/bench-chinese")
     parser.add_argument("--pretrained", type=pathlib.Path, help="A finished `tuneforge pretrain` run folder.")
     parser.add_argument("--config", default="configs/chinese-encoder.yaml",
-                        help="The pretraining config (repository-relative); its name names the docs section.")
+                        help="The pretraining config (repository-relative); its name names the docs section "
+                             "(with --finetune-set, followed by the --out folder's name).")
     parser.add_argument("--threads", type=int, default=None, help="train.num_threads of every run.")
+    parser.add_argument("--finetune-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="An override of the fine-tuning config, for BOTH arms (e.g. train.learning_rate=1e-3); "
+                             "repeatable. Choose it on validation accuracy only.")
     parser.add_argument("--write-docs", action="store_true", help="Write the table to docs/PRETRAINING.md.")
     args = parser.parse_args()
     pretrain_config = args.config
     stem = pathlib.Path(pretrain_config).stem
-    markers = (f"<!-- bench:{stem}:start -->", f"<!-- bench:{stem}:end -->")
+    name = stem + (f"-{args.out.name}" if args.finetune_set else "")  # the docs section: one per comparison
+    markers = (f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->")
     threads = [f"train.num_threads={args.threads}"] if args.threads else []
     pretrained = args.pretrained or args.out / "pretrain"
     if not (pretrained / "model").is_dir():
@@ -95,7 +100,8 @@ def main() -> None:
     for label, base in (("pretrained", pretrained), ("random init", random_init)):
         target = args.out / f"finetune-{label.replace(' ', '-')}"
         if not (target / "model").is_dir():
-            run(["train", FINETUNE, f"model={base / 'model'}", f"output_dir={target}", *threads, "--quiet"])
+            run(["train", FINETUNE, f"model={base / 'model'}", f"output_dir={target}", *args.finetune_set,
+                 *threads, "--quiet"])
         m = metrics(target)
         rows[label] = {"test": m["test.accuracy"], "validation": m["validation.accuracy"],
                        "seconds": m["train.seconds"], "curve": validation_curve(target)}
@@ -124,7 +130,10 @@ def main() -> None:
     gain = 100 * (rows["pretrained"]["test"] - rows["random init"]["test"])
     over = 100 * (rows["pretrained"]["test"] - base["test"])
     config_flag = "" if pretrain_config == "configs/chinese-encoder.yaml" else f" --config {pretrain_config}"
-    out = "runs/bench-chinese" + ("" if stem == "chinese-encoder" else stem.removeprefix("chinese-encoder"))
+    sets = "".join(f" {s}" for s in args.finetune_set)
+    config_flag += "".join(f" --finetune-set {s}" for s in args.finetune_set)
+    where = args.out.resolve()
+    out = str(where.relative_to(REPO)) if where.is_relative_to(REPO) else str(where)
     section = "\n".join([
         markers[0],
         f"### Measured ({pretrain_config}): pretrained vs random init vs n-gram baseline (chinese-reviews, 2,000 "
@@ -150,8 +159,8 @@ def main() -> None:
         f"python bench/chinese_encoder.py{config_flag} --pretrained runs/{stem} --out {out} --write-docs",
         "# which runs:",
         f"tuneforge pretrain {pretrain_config} --init-only output_dir={out}/random-init",
-        f"tuneforge train {FINETUNE} model=runs/{stem}/model output_dir={out}/finetune-pretrained",
-        f"tuneforge train {FINETUNE} model={out}/random-init/model output_dir={out}/finetune-random-init",
+        f"tuneforge train {FINETUNE} model=runs/{stem}/model output_dir={out}/finetune-pretrained{sets}",
+        f"tuneforge train {FINETUNE} model={out}/random-init/model output_dir={out}/finetune-random-init{sets}",
         "```",
         markers[1],
     ])

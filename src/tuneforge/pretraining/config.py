@@ -112,6 +112,10 @@ class PretrainConfig(StrictModel):
     masking: MaskingConfig = Field(default_factory=MaskingConfig, description="mlm and electra.")
     electra: ElectraObjectiveConfig = Field(default_factory=ElectraObjectiveConfig,
                                             description="objective: electra only: the generator and the loss weight.")
+    cls_bag_weight: float = Field(
+        0.0, ge=0, description="mlm only: add this x a bag-of-tokens loss at the first token ([CLS]): the MLM head "
+                               "applied there predicts the distribution of the text's tokens, so the state a "
+                               "classifier reads summarises the text (an MLM alone never trains it). 0: off.")
     max_length: int = Field(128, ge=8, description="mlm: truncate documents to this many tokens; clm: block size "
                                                    "of the packed sequences.")
     train: TrainLoopConfig = Field(default_factory=TrainLoopConfig, description="Optimisation settings, as in "
@@ -137,7 +141,11 @@ class PretrainConfig(StrictModel):
                              "positions, no position embeddings)")
         if self.objective == "clm" and self.masking.whole_word:
             raise ValueError("masking.whole_word applies to objective: mlm only")
-        if self.objective != "electra" and self.electra.model_fields_set:
+        if self.objective != "mlm" and self.cls_bag_weight > 0:
+            raise ValueError(f"cls_bag_weight applies to objective: mlm (this config has objective: {self.objective}); "
+                             "remove it")
+        # != the defaults, not fields set: a run's saved config.yaml spells out every field (resume reads it)
+        if self.objective != "electra" and self.electra != ElectraObjectiveConfig():
             raise ValueError(f"electra: applies to objective: electra (this config has objective: {self.objective}); "
                              "remove the electra section or set objective: electra")
         if self.objective == "electra":

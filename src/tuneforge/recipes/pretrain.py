@@ -139,7 +139,7 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, 
             use_fast_dropout(part)
     state = None
     if not init_only:
-        loss_fn = mlm_loss_fn(train_data, tokenizer, cfg.masking.probability, whole_word) \
+        loss_fn = mlm_loss_fn(train_data, tokenizer, cfg.masking.probability, whole_word, cfg.cls_bag_weight) \
             if cfg.objective == "mlm" else clm_loss_fn if cfg.objective == "clm" else \
             electra_loss_fn(tokenizer, cfg.masking.probability, cfg.electra.discriminator_weight)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
