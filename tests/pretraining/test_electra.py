@@ -170,3 +170,18 @@ def test_cli_bad_electra_key_exits_2(corpus, tmp_path, monkeypatch, capsys):
         main()
     err = capsys.readouterr().err
     assert info.value.code == 2 and "discriminator_weight" in err and "Traceback" not in err
+
+
+def test_electra_resume_equals_uninterrupted(corpus, electra_run, tmp_path):
+    """Checkpoints hold both models (the shared embeddings once); a resumed run ends with the same weights."""
+    train_cfg = {**tiny(corpus, tmp_path / "run")["train"], "checkpoint_every": 10}
+    cfg = {**tiny(corpus, tmp_path / "run"), "train": train_cfg}
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cfg, progress=False, _stop_after=15)
+    pretrain(None, resume=tmp_path / "run", progress=False)
+    for folder in ("model", "generator"):
+        a = load_file(str(electra_run / folder / "model.safetensors"))
+        b = load_file(str(tmp_path / "run" / folder / "model.safetensors"))
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.allclose(a[key], b[key], atol=1e-6), (folder, key)
