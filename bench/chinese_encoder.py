@@ -3,9 +3,12 @@ randomly initialised (same fine-tuning config and budget), and a character n-gra
 baseline on the same fixed splits; write the table with the commands to docs/PRETRAINING.md.
 
     python bench/chinese_encoder.py --out runs/bench-chinese [--pretrained runs/chinese-encoder] [--write-docs]
+    python bench/chinese_encoder.py --config configs/chinese-encoder-electra.yaml --out runs/bench-chinese-electra \
+        --pretrained runs/chinese-encoder-electra --write-docs        # objective: electra (its own docs table)
 
 Steps whose run folder already exists under --out are reused (so an interrupted bench continues). Without
---pretrained the pretraining itself runs first (configs/chinese-encoder.yaml; ~15-30 minutes on 2 cores).
+--pretrained the pretraining itself runs first (--config, default configs/chinese-encoder.yaml; ~15-30 minutes
+on 2 cores). The random-init arm is --config's model with --init-only; the docs section is named after --config.
 """
 
 from __future__ import annotations
@@ -26,8 +29,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from docs_section import write_docs  # noqa: E402
 
-MARKERS = ("<!-- bench:chinese-encoder:start -->", "<!-- bench:chinese-encoder:end -->")
-PRETRAIN = "configs/chinese-encoder.yaml"
 FINETUNE = "configs/chinese-reviews-encoder.yaml"
 
 
@@ -75,26 +76,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "runs/bench-chinese")
     parser.add_argument("--pretrained", type=pathlib.Path, help="A finished `tuneforge pretrain` run folder.")
+    parser.add_argument("--config", default="configs/chinese-encoder.yaml",
+                        help="The pretraining config (repository-relative); its name names the docs section "
+                             "(with --finetune-set, followed by the --out folder's name).")
     parser.add_argument("--threads", type=int, default=None, help="train.num_threads of every run.")
+    parser.add_argument("--finetune-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="An override of the fine-tuning config, for BOTH arms (e.g. train.learning_rate=1e-3); "
+                             "repeatable. Choose it on validation accuracy only.")
     parser.add_argument("--write-docs", action="store_true", help="Write the table to docs/PRETRAINING.md.")
     args = parser.parse_args()
+    pretrain_config = args.config
+    stem = pathlib.Path(pretrain_config).stem
+    name = stem + (f"-{args.out.name}" if args.finetune_set else "")  # the docs section: one per comparison
+    markers = (f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->")
     threads = [f"train.num_threads={args.threads}"] if args.threads else []
     pretrained = args.pretrained or args.out / "pretrain"
     if not (pretrained / "model").is_dir():
-        run(["pretrain", PRETRAIN, f"output_dir={pretrained}", *threads, "--quiet"])
+        run(["pretrain", pretrain_config, f"output_dir={pretrained}", *threads, "--quiet"])
     random_init = args.out / "random-init"
     if not (random_init / "model").is_dir():
-        run(["pretrain", PRETRAIN, f"output_dir={random_init}", "--init-only", "--quiet"])
+        run(["pretrain", pretrain_config, f"output_dir={random_init}", "--init-only", "--quiet"])
     rows = {}
     for label, base in (("pretrained", pretrained), ("random init", random_init)):
         target = args.out / f"finetune-{label.replace(' ', '-')}"
         if not (target / "model").is_dir():
-            run(["train", FINETUNE, f"model={base / 'model'}", f"output_dir={target}", *threads, "--quiet"])
+            run(["train", FINETUNE, f"model={base / 'model'}", f"output_dir={target}", *args.finetune_set,
+                 *threads, "--quiet"])
         m = metrics(target)
         rows[label] = {"test": m["test.accuracy"], "validation": m["validation.accuracy"],
                        "seconds": m["train.seconds"], "curve": validation_curve(target)}
     base = ngram_baseline()
     p = metrics(pretrained)
+    if p.get("objective") == "electra":
+        size = (f"discriminator (the encoder fine-tuned) {p['parameters']:,} parameters + generator "
+                f"{p['generator_parameters']:,} more (embeddings shared; vocabulary {p['vocab_size']:,})")
+        learned = (f"held-out replaced-token detection accuracy {p['before.rtd_accuracy']:.3f} -> "
+                   f"{p['heldout.rtd_accuracy']:.3f} (all-original would score {1 - p['heldout.replaced_share']:.3f}), "
+                   f"AUC {p['before.rtd_auc']:.3f} -> {p['heldout.rtd_auc']:.3f}; the generator's masked-token "
+                   f"accuracy {p['before.accuracy']:.3f} -> {p['heldout.accuracy']:.3f}")
+    else:
+        size = f"{p['parameters']:,} parameters (vocabulary {p['vocab_size']:,})"
+        learned = (f"held-out masked-token accuracy {p['before.accuracy']:.3f} -> {p['heldout.accuracy']:.3f}, "
+                   f"perplexity {p['before.perplexity']:.0f} -> {p['heldout.perplexity']:.1f}")
     load = os.getloadavg()
     table = ["| model | test accuracy | validation accuracy (chosen) | validation at each evaluation | "
              "fine-tuning seconds |", "|---|---|---|---|---|"]
@@ -106,42 +129,44 @@ def main() -> None:
                  f"**{base['test']:.4f}** | {base['validation']:.4f} | | {base['seconds']:.0f} (fit, all C) |")
     gain = 100 * (rows["pretrained"]["test"] - rows["random init"]["test"])
     over = 100 * (rows["pretrained"]["test"] - base["test"])
+    config_flag = "" if pretrain_config == "configs/chinese-encoder.yaml" else f" --config {pretrain_config}"
+    sets = "".join(f" {s}" for s in args.finetune_set)
+    config_flag += "".join(f" --finetune-set {s}" for s in args.finetune_set)
+    where = args.out.resolve()
+    out = str(where.relative_to(REPO)) if where.is_relative_to(REPO) else str(where)
     section = "\n".join([
-        MARKERS[0],
-        "### Measured: pretrained vs random init vs n-gram baseline (chinese-reviews, 2,000 test reviews)",
+        markers[0],
+        f"### Measured ({pretrain_config}): pretrained vs random init vs n-gram baseline (chinese-reviews, 2,000 "
+        "test reviews)",
         "",
         *table,
         "",
         f"Pretraining adds **{gain:+.1f} points** of test accuracy over the same architecture randomly initialised, "
         f"and is **{over:+.1f} points** against the n-gram baseline (bar: >= +3 and > 0).",
         "",
-        f"Pretraining run: {p['parameters']:,} parameters (vocabulary {p['vocab_size']:,}), "
+        f"Pretraining run ({pretrain_config}): {size}, "
         f"{p['train.steps']:,} steps over {p['train.tokens']:,} tokens (one epoch of the corpus, repeats included: "
         f"{p['corpus.train_tokens']:,} tokens in {p['corpus.train_sequences']:,} sequences), "
         f"**{p['train.seconds'] / 60:.1f} minutes** of training "
         f"({p['wall_seconds'] / 60:.1f} wall, with loading and evaluation), {p['train.tokens_per_second']:.0f} "
-        f"tokens/s, precision {p['train.precision']}; held-out masked-token accuracy "
-        f"{p['before.accuracy']:.3f} -> {p['heldout.accuracy']:.3f}, perplexity {p['before.perplexity']:.0f} -> "
-        f"{p['heldout.perplexity']:.1f}. Load average when this table was written: {load[0]:.1f} (the 2 cores are "
-        "shared; see the notes below).",
+        f"tokens/s, precision {p['train.precision']}; {learned}. Load average when this table was written: "
+        f"{load[0]:.1f} (the 2 cores are shared; see the notes below).",
         "",
         "Commands:",
         "",
         "```",
-        f"tuneforge pretrain {PRETRAIN} output_dir=runs/chinese-encoder",
-        "python bench/chinese_encoder.py --pretrained runs/chinese-encoder --out runs/bench-chinese --write-docs",
+        f"tuneforge pretrain {pretrain_config} output_dir=runs/{stem}",
+        f"python bench/chinese_encoder.py{config_flag} --pretrained runs/{stem} --out {out} --write-docs",
         "# which runs:",
-        f"tuneforge pretrain {PRETRAIN} --init-only output_dir=runs/bench-chinese/random-init",
-        f"tuneforge train {FINETUNE} model=runs/chinese-encoder/model "
-        "output_dir=runs/bench-chinese/finetune-pretrained",
-        f"tuneforge train {FINETUNE} model=runs/bench-chinese/random-init/model "
-        "output_dir=runs/bench-chinese/finetune-random-init",
+        f"tuneforge pretrain {pretrain_config} --init-only output_dir={out}/random-init",
+        f"tuneforge train {FINETUNE} model=runs/{stem}/model output_dir={out}/finetune-pretrained{sets}",
+        f"tuneforge train {FINETUNE} model={out}/random-init/model output_dir={out}/finetune-random-init{sets}",
         "```",
-        MARKERS[1],
+        markers[1],
     ])
     print(section)
     if args.write_docs:
-        write_docs(REPO / "docs/PRETRAINING.md", section, MARKERS)
+        write_docs(REPO / "docs/PRETRAINING.md", section, markers)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ def test_heldout_slice_is_fixed_and_disjoint(tmp_path):
     assert not {d.text for d in train} & {d.text for d in held}
 
 
-@pytest.mark.parametrize("name", ["minilm-mlm.yaml", "chinese-encoder.yaml"])
+@pytest.mark.parametrize("name", ["minilm-mlm.yaml", "chinese-encoder.yaml", "chinese-encoder-small.yaml",
+                                  "chinese-encoder-small-bag.yaml", "chinese-encoder-electra.yaml"])
 def test_shipped_pretrain_configs_validate(name):
     from pathlib import Path
 
@@ -62,7 +63,7 @@ def test_shipped_pretrain_configs_validate(name):
     from tuneforge.pretraining.config import PretrainConfig
 
     cfg = load_config(PretrainConfig, path=Path(__file__).resolve().parents[2] / "configs" / name)
-    assert cfg.objective == "mlm" and cfg.train.metric == "loss" and not cfg.train.first_token_shortcut
+    assert cfg.objective in ("mlm", "electra") and cfg.train.metric == "loss" and not cfg.train.first_token_shortcut
 
 
 @pytest.mark.skipif(not available("gensim-wiki"), reason="gensim is not installed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tuneforge.pretraining.masking import IGNORE, mask_tokens
@@ -84,3 +85,14 @@ def test_masking_follows_the_global_generator_for_resume():
     torch.manual_seed(7)
     b = mask_tokens(ids, special, mask_id=MASK, vocab_size=VOCAB)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_bag_targets_are_each_rows_token_distribution_without_special_tokens():
+    from tuneforge.pretraining.objectives import bag_targets
+
+    ids = torch.tensor([[1, 5, 5, 7, 2, 0], [1, 6, 2, 0, 0, 0]])
+    special = torch.tensor([[1, 0, 0, 0, 1, 1], [1, 0, 1, 1, 1, 1]], dtype=torch.bool)
+    bag = bag_targets(ids, special, 8)
+    assert bag.shape == (2, 8) and torch.allclose(bag.sum(-1), torch.ones(2))
+    assert bag[0, 5] == pytest.approx(2 / 3) and bag[0, 7] == pytest.approx(1 / 3) and bag[1, 6] == 1.0
+    assert bag[:, [0, 1, 2]].sum() == 0

@@ -209,3 +209,30 @@ def test_python_api_exports_pretrain(corpus, tmp_path):
     assert tuneforge.pretrain is pretrain
     cfg = tuneforge.PretrainConfig.model_validate(tiny(corpus, tmp_path / "api"))
     assert cfg.train.metric == "loss"
+
+
+def _bag_loss_at_cls(model_dir, corpus) -> float:
+    """Cross-entropy of the MLM head at [CLS] against each line's character distribution (lower: [CLS] knows
+    more of what the text holds)."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from tuneforge.pretraining.objectives import bag_targets
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForMaskedLM.from_pretrained(str(model_dir)).eval()
+    lines = corpus.read_text(encoding="utf-8").splitlines()[:64]
+    batch = tokenizer(lines, truncation=True, max_length=32, padding=True, return_tensors="pt")
+    special = (batch["attention_mask"] == 0) | torch.isin(batch["input_ids"], torch.tensor(tokenizer.all_special_ids))
+    with torch.no_grad():
+        logits = model(**batch).logits[:, 0]  # (B, V)
+    bag = bag_targets(batch["input_ids"], special, logits.shape[-1])
+    return float(-(bag * torch.log_softmax(logits, -1)).sum(-1).mean())
+
+
+def test_cls_bag_weight_teaches_the_first_token_what_the_text_holds(corpus, tmp_path):
+    # the same run with and without the term (same seed, 100 steps)
+    with_bag = pretrain({**tiny(corpus, tmp_path / "bag", max_steps=100), "cls_bag_weight": 1.0}, progress=False)
+    without = pretrain(tiny(corpus, tmp_path / "no-bag", max_steps=100), progress=False)
+    assert _bag_loss_at_cls(with_bag / "model", corpus) < _bag_loss_at_cls(without / "model", corpus) - 0.1
+    with pytest.raises(TuneforgeError, match="cls_bag_weight applies to objective: mlm"):
+        pretrain({**tiny(corpus, tmp_path / "bag-clm", objective="clm"), "cls_bag_weight": 1.0})

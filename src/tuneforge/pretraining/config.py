@@ -82,12 +82,26 @@ class MaskingConfig(StrictModel):
                                                 "corpus' word segmentation where it has one).")
 
 
+class ElectraObjectiveConfig(StrictModel):
+    generator_hidden: int | None = Field(
+        None, ge=8, description="objective: electra. The generator's hidden size; default architecture.hidden_size "
+                                "/ 4 (the paper's best generator is 1/4 to 1/2 of the discriminator's width). Its "
+                                "heads keep the discriminator's head width; its feed-forward is 4 x this.")
+    generator_layers: int | None = Field(None, ge=1, description="objective: electra. The generator's layers; "
+                                                                  "default architecture.layers.")
+    discriminator_weight: float = Field(50.0, gt=0, description="objective: electra. lambda in L_MLM(generator) + "
+                                        "lambda x L_RTD(discriminator); 50 in the paper.")
+
+
 class PretrainConfig(StrictModel):
     """Pretrain or continue pretraining a language model: ``tuneforge pretrain CONFIG.yaml``."""
 
     name: str = Field("pretrain", min_length=1, description="Run name; the folder is runs/<name>-<timestamp>.")
-    objective: Literal["mlm", "clm"] = Field("mlm", description="mlm: masked LM (BERT, 80/10/10); clm: causal LM "
-                                                                "(next token, sequences packed into blocks).")
+    objective: Literal["mlm", "clm", "electra"] = Field(
+        "mlm", description="mlm: masked LM (BERT, 80/10/10); clm: causal LM (next token, sequences packed into "
+                           "blocks); electra: replaced-token detection (Clark et al., 2020): a small generator MLM "
+                           "fills the masked positions, the discriminator (the saved model) tells at every position "
+                           "whether the token was replaced. From scratch only.")
     model: str | None = Field(None, description="Continue from this model (alias, folder, hub name): domain-"
                                                 "adaptive pretraining. Empty: from scratch (tokenizer: and "
                                                 "architecture: apply).")
@@ -95,7 +109,13 @@ class PretrainConfig(StrictModel):
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig, description="From scratch only.")
     architecture: ArchitectureConfig = Field(default_factory=ArchitectureConfig, description="From scratch only: "
                                              "a BERT (mlm) or Llama (clm) of this size.")
-    masking: MaskingConfig = Field(default_factory=MaskingConfig, description="mlm only.")
+    masking: MaskingConfig = Field(default_factory=MaskingConfig, description="mlm and electra.")
+    electra: ElectraObjectiveConfig = Field(default_factory=ElectraObjectiveConfig,
+                                            description="objective: electra only: the generator and the loss weight.")
+    cls_bag_weight: float = Field(
+        0.0, ge=0, description="mlm only: add this x a bag-of-tokens loss at the first token ([CLS]): the MLM head "
+                               "applied there predicts the distribution of the text's tokens, so the state a "
+                               "classifier reads summarises the text (an MLM alone never trains it). 0: off.")
     max_length: int = Field(128, ge=8, description="mlm: truncate documents to this many tokens; clm: block size "
                                                    "of the packed sequences.")
     train: TrainLoopConfig = Field(default_factory=TrainLoopConfig, description="Optimisation settings, as in "
@@ -121,4 +141,25 @@ class PretrainConfig(StrictModel):
                              "positions, no position embeddings)")
         if self.objective == "clm" and self.masking.whole_word:
             raise ValueError("masking.whole_word applies to objective: mlm only")
+        if self.objective != "mlm" and self.cls_bag_weight > 0:
+            raise ValueError(f"cls_bag_weight applies to objective: mlm (this config has objective: {self.objective}); "
+                             "remove it")
+        # != the defaults, not fields set: a run's saved config.yaml spells out every field (resume reads it)
+        if self.objective != "electra" and self.electra != ElectraObjectiveConfig():
+            raise ValueError(f"electra: applies to objective: electra (this config has objective: {self.objective}); "
+                             "remove the electra section or set objective: electra")
+        if self.objective == "electra":
+            if self.model is not None:
+                raise ValueError("objective: electra pretrains from scratch (a generator and a discriminator); "
+                                 "remove model:, or use objective: mlm to continue pretraining a checkpoint")
+            if self.architecture.norm == "pre":
+                raise ValueError("architecture.norm: pre is not available for objective: electra (transformers' "
+                                 "ELECTRA is post-norm); remove it")
+            if self.masking.whole_word:
+                raise ValueError("masking.whole_word is not available for objective: electra; remove it")
+            g_hidden = self.electra.generator_hidden
+            if g_hidden is not None and g_hidden > self.architecture.hidden_size:
+                raise ValueError(f"electra.generator_hidden {g_hidden} is wider than the "
+                                 f"discriminator (architecture.hidden_size {self.architecture.hidden_size}); the "
+                                 "paper's generators are 1/4 to 1/2 of its width")
         return self

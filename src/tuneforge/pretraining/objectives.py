@@ -5,6 +5,16 @@ positions only. The head's vocabulary projection is as costly as a whole layer (
 ~12 x 384^2 per layer), and only ~15% of the positions have a label, so this is ~40% less work per step
 than ``BertForMaskedLM.forward``, with the same loss.
 
+Bag of characters at [CLS] (``cls_bag_weight``, mlm only): a masked LM never gives the first token a target,
+so after pretraining its state is mostly the [CLS] embedding itself, while the classifier that ``tuneforge
+train`` puts on the encoder reads that state alone. This adds a term that makes it summarise the text: the MLM
+head applied to the first position predicts the distribution of the (uncorrupted) tokens of the sequence,
+
+    L_bag = - sum_v  q_v log softmax(head(h_[CLS]))_v,     q_v = count of token v / number of tokens
+
+(special tokens and padding excluded), the bag-of-words target of Condenser-style and retrieval pretraining
+(e.g. Ma et al., 2021, "PROP"), one extra head row per sequence. Loss = L_MLM + cls_bag_weight x L_bag.
+
 CLM: next-token cross-entropy over every non-padding position (transformers shifts the labels).
 """
 
@@ -60,8 +70,17 @@ def mlm_logits_and_labels(model: nn.Module, inputs: dict[str, torch.Tensor], lab
 MLMLoss = Callable[[nn.Module, dict[str, torch.Tensor], list[int]], torch.Tensor]
 
 
-def mlm_loss_fn(data: LMData, tokenizer, probability: float, whole_word: bool) -> MLMLoss:
-    """The loop's ``loss_fn`` for MLM: fresh masks each time a batch is seen (RoBERTa's dynamic masking)."""
+def bag_targets(ids: torch.Tensor, special: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """(B, V): each row's token counts over its non-special positions, divided by their number."""
+    keep = (~special).float()  # (B, T)
+    counts = torch.zeros(ids.shape[0], vocab_size, device=ids.device).scatter_add_(1, ids, keep)
+    return counts / counts.sum(-1, keepdim=True).clamp(min=1.0)
+
+
+def mlm_loss_fn(data: LMData, tokenizer, probability: float, whole_word: bool, cls_bag_weight: float = 0.0
+                ) -> MLMLoss:
+    """The loop's ``loss_fn`` for MLM: fresh masks each time a batch is seen (RoBERTa's dynamic masking), plus
+    ``cls_bag_weight`` x the bag-of-tokens loss at the first position (module docstring) when it is > 0."""
     special_ids = list(tokenizer.all_special_ids)
 
     def loss_fn(model: nn.Module, inputs: dict[str, torch.Tensor], indices: list[int]) -> torch.Tensor:
@@ -72,9 +91,19 @@ def mlm_loss_fn(data: LMData, tokenizer, probability: float, whole_word: bool) -
                                         probability=probability, word_ids=words)
         device = inputs["input_ids"].device
         model_inputs = {k: v for k, v in inputs.items() if k != "labels"} | {"input_ids": corrupted.to(device)}
-        logits, targets = mlm_logits_and_labels(model, model_inputs, labels.to(device))
+        head = _head(model)
+        if cls_bag_weight > 0 and head is not None:
+            hidden = model.base_model(**model_inputs).last_hidden_state  # (B, T, H)
+            chosen = labels.to(device) != IGNORE
+            logits, targets = head(hidden[chosen]), labels.to(device)[chosen]
+            bag = bag_targets(ids, special, len(tokenizer)).to(device)  # (B, V)
+            bag_loss = -(bag * F.log_softmax(head(hidden[:, 0]).float(), dim=-1)).sum(-1).mean()
+        else:
+            logits, targets = mlm_logits_and_labels(model, model_inputs, labels.to(device))
+            bag_loss = 0.0
         # Sum over the chosen tokens / their count; a batch with none chosen contributes 0 (not NaN).
-        return F.cross_entropy(logits.float(), targets, reduction="sum") / max(1, targets.numel())
+        mlm = F.cross_entropy(logits.float(), targets, reduction="sum") / max(1, targets.numel())
+        return mlm + cls_bag_weight * bag_loss
 
     return loss_fn
 

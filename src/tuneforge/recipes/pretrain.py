@@ -4,6 +4,8 @@
         config.yaml, run.json, log.jsonl, loss.png, checkpoints/ (while running)
         metrics.json   held-out loss, perplexity and accuracy before and after, tokens/s, seconds, sizes
         model/         a Hugging Face folder (weights, config, fast tokenizer): `tuneforge train model=RUN/model`
+                       (objective: electra: the discriminator, ElectraForPreTraining)
+        generator/     objective: electra only: the generator (ElectraForMaskedLM), embeddings shared with model/
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tuneforge.models.backbones import load_tokenizer, resolve_model
 from tuneforge.pretraining.config import PretrainConfig
 from tuneforge.pretraining.corpora import load_corpus, repeat_sources, split_heldout
 from tuneforge.pretraining.data import LMData, clm_blocks, mlm_examples
+from tuneforge.pretraining.electra import electra_loss_fn, evaluate_electra, new_electra
 from tuneforge.pretraining.model import load_lm, new_model
 from tuneforge.pretraining.objectives import clm_loss_fn, evaluate_lm, mlm_loss_fn
 from tuneforge.pretraining.tokenizer import train_tokenizer
@@ -91,42 +94,54 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, 
         else:
             tokenizer = train_tokenizer([d.text for d in train_docs], cfg.tokenizer)
             write_atomic_folder(saved, tokenizer.save_pretrained)
-        model, new_params = new_model(cfg, tokenizer), ["(all: from scratch)"]
-        kind = "Llama" if cfg.objective == "clm" else "BERT" if cfg.architecture.norm == "post" else \
-            "RoBERTa-PreLayerNorm"
+        electra = cfg.objective == "electra"
+        model = new_electra(cfg, tokenizer) if electra else new_model(cfg, tokenizer)
+        new_params = ["(all: from scratch)"]
+        kind = "ELECTRA discriminator + generator" if electra else "Llama" if cfg.objective == "clm" else \
+            "BERT" if cfg.architecture.norm == "post" else "RoBERTa-PreLayerNorm"
         source = f"a new {kind} (from scratch)"
     else:
         tokenizer = load_tokenizer(base)
         model, new_params = load_lm(base, cfg.objective)
         source = base
-    if cfg.objective == "mlm" and tokenizer.mask_token_id is None:
-        raise TuneforgeError(f"objective: mlm needs a tokenizer with a mask token; {source} has none. Use "
+    if cfg.objective in ("mlm", "electra") and tokenizer.mask_token_id is None:
+        raise TuneforgeError(f"objective: {cfg.objective} needs a tokenizer with a mask token; {source} has none. Use "
                              "objective: clm for a decoder.")
 
-    build = mlm_examples if cfg.objective == "mlm" else clm_blocks
+    build = clm_blocks if cfg.objective == "clm" else mlm_examples
     # corpus.repeat: the tokenizer above saw each document once; the training data holds the copies.
     train_data: LMData = build(repeat_sources(train_docs, cfg.corpus.repeat), tokenizer, cfg.max_length)
     held_data: LMData = build(held_docs, tokenizer, cfg.max_length)
-    n_params = sum(p.numel() for p in model.parameters())
+    # objective: electra: the discriminator's parameters (the encoder saved); the generator's own come on top.
+    encoder = model.discriminator if cfg.objective == "electra" else model
+    n_params = sum(p.numel() for p in encoder.parameters())
+    extra_params = sum(p.numel() for p in model.parameters()) - n_params
     console.print(f"[bold]{escape(cfg.name)}[/]: {cfg.objective} on {escape(source)}, {n_params:,} parameters, "
                   f"vocabulary {len(tokenizer):,}; {len(train_data):,} training sequences "
                   f"({sum(train_data.encoded.lengths()):,} tokens), {len(held_data):,} held out; precision {precision}")
     whole_word = cfg.objective == "mlm" and cfg.masking.whole_word
 
     def evaluate() -> dict[str, float]:
+        if cfg.objective == "electra":
+            return evaluate_electra(model, held_data, tokenizer, precision=precision, device=device,
+                                    batch_size=max(64, loop.batch_size), probability=cfg.masking.probability,
+                                    weight=cfg.electra.discriminator_weight, seed=loop.seed)
         return evaluate_lm(model, held_data, tokenizer, cfg.objective, precision=precision, device=device,
                            batch_size=max(64, loop.batch_size), probability=cfg.masking.probability,
                            whole_word=whole_word, seed=loop.seed)
 
     model.to(device)
     before = evaluate()
+    parts = [model.discriminator, model.generator] if cfg.objective == "electra" else [model]
     if loop.fast_dropout:
-        use_training_attention(model)
-        use_fast_dropout(model)
+        for part in parts:
+            use_training_attention(part)
+            use_fast_dropout(part)
     state = None
     if not init_only:
-        loss_fn = mlm_loss_fn(train_data, tokenizer, cfg.masking.probability, whole_word) \
-            if cfg.objective == "mlm" else clm_loss_fn
+        loss_fn = mlm_loss_fn(train_data, tokenizer, cfg.masking.probability, whole_word, cfg.cls_bag_weight) \
+            if cfg.objective == "mlm" else clm_loss_fn if cfg.objective == "clm" else \
+            electra_loss_fn(tokenizer, cfg.masking.probability, cfg.electra.discriminator_weight)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         result = fit(model, train_data.encoded, loop, run_dir=run_dir, precision=precision, device=device,
                      pad_id=pad_id, evaluate=evaluate, resume=resume, progress=progress, stop_after=stop_after,
@@ -137,6 +152,7 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, 
     seconds = state.seconds if state else 0.0
     metrics = flatten("", {
         "objective": cfg.objective, "parameters": n_params, "vocab_size": len(tokenizer),
+        **({"generator_parameters": extra_params} if cfg.objective == "electra" else {}),
         "new_parameters": new_params[:20],
         "corpus": {"train_documents": len(train_docs), "train_sequences": len(train_data),
                    "train_tokens": sum(train_data.encoded.lengths()), "heldout_documents": len(held_docs),
@@ -155,15 +171,23 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, 
     plot_loss([r for r in records if r.get("type") == "train"], state.evals if state else [], run_dir / "loss.png",
               loop.metric)
 
-    def write_model(folder: Path) -> None:
-        restore_attention(model)
-        model.to("cpu").save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
+    def writer(part):
+        def write_model(folder: Path) -> None:
+            restore_attention(part)
+            part.to("cpu").save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+        return write_model
 
-    write_atomic_folder(run_dir / "model", write_model)
+    write_atomic_folder(run_dir / "model", writer(encoder))
+    if cfg.objective == "electra":
+        write_atomic_folder(run_dir / "generator", writer(model.generator))
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     update_status(run_dir, status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    what = "masked-token accuracy" if cfg.objective == "mlm" else "next-token accuracy"
+    what = "next-token accuracy" if cfg.objective == "clm" else "masked-token accuracy"
+    if cfg.objective == "electra":
+        console.print(f"held-out replaced-token detection: accuracy {before['rtd_accuracy']:.4f} -> "
+                      f"{after['rtd_accuracy']:.4f}, AUC {before['rtd_auc']:.4f} -> {after['rtd_auc']:.4f} "
+                      f"(generator's {what} below)")
     console.print(f"held-out {what} {before['accuracy']:.4f} -> {after['accuracy']:.4f}, perplexity "
                   f"{before['perplexity']:.1f} -> {after['perplexity']:.1f}; {metrics['train.tokens_per_second']:.0f} "
                   f"tokens/s; model folder: {escape(str(run_dir / 'model'))}")
