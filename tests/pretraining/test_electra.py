@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import FILLER, WORDS
+from tiny_fixtures import FILLER, WORDS
 from tuneforge.errors import TuneforgeError
 from tuneforge.pretraining.electra import ElectraPair, auc, replace_tokens
 from tuneforge.pretraining.masking import IGNORE, mask_tokens
