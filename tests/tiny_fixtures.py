@@ -31,6 +31,15 @@ def make_examples(n: int, seed: int) -> list[dict]:
     return rows
 
 
+def write_corpus(path: Path, lines: int = 300, seed: int = 0) -> Path:
+    """A pretraining corpus: one document per line, 4-14 of the test words each (seeded)."""
+    rng = random.Random(seed)
+    words = [w for ws in WORDS.values() for w in ws] + FILLER
+    docs = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 14))) for _ in range(lines)]
+    path.write_text("\n".join(docs) + "\n", encoding="utf-8")
+    return path
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from tiny_fixtures import FILLER, WORDS
+from tiny_fixtures import write_corpus
 from tuneforge.cli.main import app
 from tuneforge.errors import TuneforgeError
 from tuneforge.recipes.pretrain import pretrain
@@ -21,14 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    import random
-
-    rng = random.Random(0)
-    words = [w for ws in WORDS.values() for w in ws] + FILLER
-    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 14))) for _ in range(300)]
-    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "corpus.txt")
 
 
 def tiny(corpus, out, objective="mlm", **train):
