@@ -50,6 +50,9 @@ DATASET = "airline-sentiment"
 SECTION = ("<!-- infer_vs_hf -->", "<!-- /infer_vs_hf -->")
 ENGINES = ["hf_pipeline_default", "hf_pipeline_b32", "tuneforge_fp32", "tuneforge_bf16", "onnx_fp32", "onnx_int8"]
 WARMUP = 64
+PARALLEL_WORDS = {"batches": 'one forward pass per core at once, one thread each, at most 32 texts per pass '
+                             '(`parallel="batches"`, the default)',
+                  "ops": 'one forward pass at a time split across the cores (`parallel="ops"`)'}
 
 
 def quick_run(work: pathlib.Path) -> pathlib.Path:
@@ -81,7 +84,7 @@ def pipeline_engine(hf: pathlib.Path, labels: list[str], batch_size: int | None)
 
 
 def engine(name: str, run_dir: pathlib.Path, hf: pathlib.Path, onnx: pathlib.Path, labels: list[str],
-           batch_size: int) -> Callable[[list[str]], list[int]] | None:
+           batch_size: int, parallel: str = "batches") -> Callable[[list[str]], list[int]] | None:
     if name == "hf_pipeline_default":
         return pipeline_engine(hf, labels, None)
     if name == "hf_pipeline_b32":
@@ -90,9 +93,9 @@ def engine(name: str, run_dir: pathlib.Path, hf: pathlib.Path, onnx: pathlib.Pat
         precision = name.removeprefix("tuneforge_")
         if precision == "bf16" and not bf16_is_fast():
             return None  # emulated bf16 is slower than fp32; nothing to show
-        run = tuneforge.load(run_dir, precision=precision)
+        run = tuneforge.load(run_dir, precision=precision, parallel=parallel)
     else:
-        run = OnnxRun.load(onnx, variant=name.removeprefix("onnx_"))
+        run = OnnxRun.load(onnx, variant=name.removeprefix("onnx_"), parallel=parallel)
     return lambda texts: run.predict_proba(texts, batch_size=batch_size).argmax(-1).tolist()
 
 
@@ -126,7 +129,8 @@ def ratios(results: dict[str, dict]) -> dict:
     return out
 
 
-def markdown_section(results: dict[str, dict], info: dict, run_dir: pathlib.Path, batch_size: int) -> str:
+def markdown_section(results: dict[str, dict], info: dict, run_dir: pathlib.Path, batch_size: int,
+                     parallel: str = "batches") -> str:
     base = results.get("hf_pipeline_b32")
     rows = []
     for name, r in results.items():
@@ -161,8 +165,9 @@ onnxruntime {info['onnxruntime']}
 
 Run `{run_dir}` (method {info['method']}), the {results[next(iter(results))]['texts']:,} texts of the \
 `{DATASET}` test split, classified {passes} times after a 64-text warm-up; texts/s is the median pass (all passes \
-are in the script's JSON output). tuneforge engines use batches of {batch_size} texts sorted by length; \
-tuneforge bf16 holds a bf16 copy of the weights (no autocast); the pipeline gets the run's merged Hugging Face \
+are in the script's JSON output). tuneforge engines use batches of {batch_size} texts sorted by length, \
+{PARALLEL_WORDS[parallel]}; tuneforge bf16 holds a bf16 copy of the weights (no autocast); \
+the pipeline gets the run's merged Hugging Face \
 export (the same weights). Accuracy in %; "other load" is the cores other processes kept busy meanwhile.
 {bar}{note}
 | engine | texts/s | vs pipeline defaults | vs pipeline batch 32 | accuracy | other load (cores) |
@@ -183,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work-dir", type=pathlib.Path, help="Where the exports go (kept; default: a temp folder).")
     parser.add_argument("--repeats", type=int, default=3, help="Timed passes per engine; the median counts.")
     parser.add_argument("--limit", type=int, help="Classify only the first N test texts (quick checks).")
+    parser.add_argument("--parallel", choices=sorted(PARALLEL_WORDS), default="batches",
+                        help="tuneforge engines: one pass per core at once (batches) or one pass on all cores (ops).")
     parser.add_argument("--wait-idle", type=float, default=0, help="Wait up to this many seconds for an idle CPU.")
     parser.add_argument("--write-docs", action="store_true", help="Write the table into docs/BENCHMARKS.md.")
     parser.add_argument("--docs-file", type=pathlib.Path, default=REPO / "docs" / "BENCHMARKS.md")
@@ -203,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         if args.wait_idle:
             wait_until_idle(args.wait_idle, log)
-        predict = engine(name, run_dir, hf, onnx, labels, args.batch_size)
+        predict = engine(name, run_dir, hf, onnx, labels, args.batch_size, args.parallel)
         if predict is None:
             print(f"{name}: skipped (this CPU has no bf16 units)", file=log)
             continue
@@ -216,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
 
         info = machine() | {"onnxruntime": onnxruntime.__version__,
                             "method": tuneforge.load(run_dir).config.method.name}
-        write_docs(args.docs_file, markdown_section(results, info, run_dir, args.batch_size), SECTION)
+        write_docs(args.docs_file, markdown_section(results, info, run_dir, args.batch_size, args.parallel), SECTION)
         print(f"wrote {args.docs_file}", file=log)
 
 

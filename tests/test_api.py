@@ -77,3 +77,42 @@ def test_full_fine_tuning_beats_chance(run):
 def test_evaluate_rejects_labels_the_run_never_saw(run):
     with pytest.raises(tuneforge.TuneforgeError, match=r"\['angry'\].*never seen"):
         run.evaluate([Example(text="late", label="angry")])
+
+
+def test_parallel_batches_runs_passes_side_by_side_with_one_thread_each(run):
+    """``workers`` = 2: two forward passes at once (a barrier makes the first two wait for each other, so they
+    must be on two threads), each thread with one torch thread; the same probabilities as one pass at a time;
+    the caller's torch thread count, and that of threads started later, are untouched."""
+    import threading
+
+    import numpy as np
+    import torch
+
+    texts = [("late again " * (i % 9 + 1)).strip() for i in range(40)]  # many lengths: rows must land in place
+    loaded = tuneforge.load(run.dir, precision="fp32", parallel="ops")
+    assert loaded.workers == 1
+    want = loaded.predict_proba(texts, batch_size=8)
+    caller_threads = torch.get_num_threads()
+    model, seen, barrier = loaded.model, [], threading.Barrier(2, timeout=20)
+    original = model.forward
+
+    def forward(*args, **kwargs):
+        seen.append((threading.get_ident(), torch.get_num_threads()))
+        if len(seen) <= 2:
+            barrier.wait()
+        return original(*args, **kwargs)
+
+    model.forward = forward
+    loaded.workers = 2
+    got = loaded.predict_proba(texts, batch_size=8)
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    assert len(seen) == 5 and len({ident for ident, _ in seen}) == 2 and {n for _, n in seen} == {1}
+    assert threading.get_ident() not in {ident for ident, _ in seen}
+    assert torch.get_num_threads() == caller_threads
+    later = []
+    thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert later == [caller_threads]
+    with pytest.raises(tuneforge.TuneforgeError, match='parallel "threads"'):
+        tuneforge.load(run.dir, parallel="threads")

@@ -31,13 +31,18 @@ class Run:
     prompt_inputs: Any = None  # PET runs: renders texts into the template (prompting/pet.py PromptInputs)
     # bf16 prediction runs a copy of the model whose weights are bf16 (built on first use; see _inference_model)
     bf16_weights: bool = True
+    # forward passes run at once on CPU, one thread each (tuneforge.evaluation.inference); 1: one pass at a time
+    # with every matmul split across torch's threads
+    workers: int = 1
     _bf16_model: Any = field(default=None, repr=False)
 
     @classmethod
     def load(cls, run_dir: str | Path, *, precision: str | None = None, device: str = "cpu",
-             shared: Any = None) -> Run:
+             shared: Any = None, parallel: str = "batches") -> Run:
         """``precision`` defaults to the run's own ``train.precision`` (auto, fp32 or bf16). ``shared``, a
-        :class:`~tuneforge.models.shared.SharedBackbone`, gives the base model (for :class:`Runs`)."""
+        :class:`~tuneforge.models.shared.SharedBackbone`, gives the base model (for :class:`Runs`).
+        ``parallel`` (CPU): ``"batches"`` runs one forward pass per core side by side, one thread each (the
+        faster for classifiers: docs/EXPORT.md); ``"ops"`` runs one pass at a time on all of torch's threads."""
         from tuneforge.config import TrainConfig, load_config
         from tuneforge.methods import build_method
         from tuneforge.models.backbones import load_backbone, load_tokenizer
@@ -45,6 +50,9 @@ class Run:
         from tuneforge.recipes.runfolder import read_json
         from tuneforge.tasks import get_task
 
+        from tuneforge.onnx.runtime import check_parallel, cpu_cores
+
+        check_parallel(parallel)
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise TuneforgeError(f"Run folder {run_dir.resolve()} does not exist. Give the folder that "
@@ -95,7 +103,9 @@ class Run:
         run_class = get_task(cfg.task).part("run_class")  # token classification: spans, entity metrics
         return run_class(dir=run_dir, config=cfg, labels=labels, model=model, tokenizer=tokenizer,
                    metrics=metrics, precision=resolve_precision(precision or cfg.train.precision, dev), device=dev,
-                   method=method, prompt_inputs=inputs, bf16_weights=shared is None)
+                   method=method, prompt_inputs=inputs, bf16_weights=shared is None,
+                   workers=min(cpu_cores(), torch.get_num_threads()) if parallel == "batches" and dev.type == "cpu"
+                   else 1)
 
     def export_merged(self, folder: str | Path) -> Path:
         """Write a plain Hugging Face model folder with the method folded into the weights: it loads with
@@ -131,9 +141,11 @@ class Run:
         if not examples:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         model, precision = self._inference_model()
+        if batch_size < 1:
+            raise TuneforgeError(f"batch_size={batch_size}: give at least 1 text per forward pass.")
         return predict_proba(model, self._encode(examples), batch_size=batch_size, precision=precision,
                              device=self.device, pad_id=self.tokenizer.pad_token_id or 0,
-                             padding_side=getattr(self.tokenizer, "padding_side", "right"))
+                             padding_side=getattr(self.tokenizer, "padding_side", "right"), workers=self.workers)
 
     def _inference_model(self) -> tuple[nn.Module, str]:
         """The model and autocast precision prediction uses. In bf16, a copy of the model with bf16 weights and
@@ -253,24 +265,27 @@ class Runs:
 
 
 def load(run_dir: str | Path | Sequence[str | Path] | dict[str, str | Path], *, precision: str | None = None,
-         device: str = "cpu") -> Run | Runs | Any:
+         device: str = "cpu", parallel: str = "batches") -> Run | Runs | Any:
     """Load a finished run: ``tuneforge.load("runs/airline-lora-...").predict(["great flight"])``.
 
     Several runs on one backbone (a list, named by their folders, or a ``{name: folder}`` mapping) load into
     one :class:`Runs`, the backbone read once: ``tuneforge.load([a, b]).predict(texts, adapter="b")``.
     An ONNX export folder (``tuneforge export RUN_DIR OUT --format onnx``) loads as an
     :class:`~tuneforge.onnx.runtime.OnnxRun` with the same ``labels`` / ``predict_proba`` / ``predict``.
+    ``parallel`` (CPU): ``"batches"`` (default: one forward pass per core at once, one thread each) or ``"ops"``
+    (one pass at a time, split across the cores); docs/EXPORT.md has the measurements.
     """
     if isinstance(run_dir, (str, Path)):
         from tuneforge.onnx.runtime import OnnxRun, is_onnx_folder
 
         if is_onnx_folder(run_dir):
-            return OnnxRun.load(run_dir)
-        return Run.load(run_dir, precision=precision, device=device)
-    return _load_many(run_dir, precision, device)
+            return OnnxRun.load(run_dir, parallel=parallel)
+        return Run.load(run_dir, precision=precision, device=device, parallel=parallel)
+    return _load_many(run_dir, precision, device, parallel)
 
 
-def _load_many(run_dirs: Sequence[str | Path] | dict[str, str | Path], precision: str | None, device: str) -> Runs:
+def _load_many(run_dirs: Sequence[str | Path] | dict[str, str | Path], precision: str | None, device: str,
+               parallel: str = "batches") -> Runs:
     from tuneforge.config import TrainConfig, load_config
     from tuneforge.models.backbones import resolve_model
     from tuneforge.models.shared import SharedBackbone
@@ -300,5 +315,5 @@ def _load_many(run_dirs: Sequence[str | Path] | dict[str, str | Path], precision
         raise TuneforgeError(f"These runs were trained on different backbones ({listing}); runs share a backbone "
                              "only if they were trained on the same one. Load them one at a time.")
     shared = SharedBackbone(next(iter(models.values())))
-    return Runs({name: Run.load(path, precision=precision, device=device, shared=shared)
+    return Runs({name: Run.load(path, precision=precision, device=device, shared=shared, parallel=parallel)
                  for name, path in named.items()})

@@ -48,6 +48,59 @@ def test_onnx_probabilities_equal_the_run_at_other_batch_sizes_and_lengths(run, 
                                    atol=1e-4, rtol=0)
 
 
+class BarrierSession:
+    """Wraps an onnxruntime session: the first two ``run`` calls wait for each other (so they must come from two
+    threads at once; a timeout fails the test instead of hanging it) and every call records its thread."""
+
+    def __init__(self, session) -> None:
+        import threading
+
+        self.session, self.threads, self.barrier = session, set(), threading.Barrier(2, timeout=20)
+        self.calls = 0
+
+    def get_inputs(self):
+        return self.session.get_inputs()
+
+    def run(self, outputs, feed):
+        import threading
+
+        self.calls += 1
+        self.threads.add(threading.get_ident())
+        if self.calls <= 2:
+            self.barrier.wait()
+        return self.session.run(outputs, feed)
+
+
+def test_parallel_batches_runs_passes_on_two_threads_at_once_with_the_same_answers(run, exported):
+    texts = TEXTS * 7  # 70 texts of many lengths
+    ops = OnnxRun.load(exported, variant="fp32", parallel="ops", threads=2)
+    want = ops.predict_proba(texts, batch_size=8)
+    batches = OnnxRun.load(exported, variant="fp32", parallel="batches", threads=2)
+    assert batches.workers == 2 and ops.workers == 1
+    batches.session = BarrierSession(batches.session)
+    got = batches.predict_proba(texts, batch_size=8)
+    assert len(batches.session.threads) == 2 and batches.session.calls == 9  # ceil(70 / 8) passes
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)  # every row lands in its own place
+    # one micro-batch of 6 texts is cut into one slice per thread
+    batches.session = BarrierSession(batches.session.session)
+    np.testing.assert_allclose(batches.predict_proba(texts[:6], batch_size=64), want[:6], atol=1e-5, rtol=0)
+    assert batches.session.calls == 2 and len(batches.session.threads) == 2
+    # one text: one pass on the calling thread, no pool
+    single = OnnxRun.load(exported, variant="fp32", threads=2)
+    np.testing.assert_allclose(single.predict_proba(texts[:1]), want[:1], atol=1e-5, rtol=0)
+    assert single._pool is None
+    batches.close()
+
+
+def test_bad_parallel_threads_and_batch_size_are_refused_in_the_users_words(exported):
+    with pytest.raises(TuneforgeError, match='parallel "cores"'):
+        OnnxRun.load(exported, parallel="cores")
+    with pytest.raises(TuneforgeError, match="threads=0"):
+        OnnxRun.load(exported, threads=0)
+    with pytest.raises(TuneforgeError, match="batch_size=0"):
+        OnnxRun.load(exported, threads=1).predict_proba(TEXTS, batch_size=0)
+
+
 def test_the_graph_runs_in_onnxruntime_alone_with_dynamic_axes(run, exported):
     import onnxruntime as ort
 

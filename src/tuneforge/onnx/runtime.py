@@ -3,12 +3,28 @@
 Same interface and output as :class:`tuneforge.run.Run` (``labels``, ``predict_proba``, ``predict``,
 ``evaluate``), with the run's own tokenisation (``max_length`` from the run's config) and length-sorted
 batches, so a text gets the same tokens and, within float error, the same probabilities.
+
+How the cores are used (``parallel``): onnxruntime's default is one forward pass at a time with every matmul
+split across all cores ("ops"). A classifier's passes are small (32 tweets x 30 tokens = 960 rows of 384):
+split over 2 threads they scale poorly (MiniLM int8: 1.34x the one-thread speed on 2 cores). With
+``parallel="batches"`` (the default) every core runs whole passes of its own, one thread each, on the same
+session (onnxruntime's ``run`` is thread-safe and releases the GIL): on the same 2 cores that is 1.9x the
+one-thread speed. A single large batch (a serving micro-batch) is cut into one slice per core, so it gains
+too. Measured on AMD EPYC (AVX-512 VNNI/BF16), MiniLM full fine-tune, docs/BENCHMARKS.md.
+
+One graph fusion is switched off: onnxruntime's ``SkipLayerNormalization`` (residual add + LayerNorm in one
+kernel). Its CPU kernel was slower than the plain ``Add`` + ``LayerNormalization`` it replaces: with it, that
+op alone took 18% of an int8 MiniLM forward pass; without it the pair takes 4.5%, and the whole pass is 18%
+faster in int8 and 10% faster in fp32 (one thread, onnxruntime 1.32, ``enable_profiling``).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +37,12 @@ from tuneforge.errors import TuneforgeError
 EXPORT_FILE = "export.json"
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
+PARALLEL = ("batches", "ops")
+# parallel="batches": at most this many texts per pass and thread. One thread's speed is flat from 8 to 64 texts
+# per pass and drops by a fifth at 128 (the activations leave the core's cache): MiniLM int8, one thread,
+# 379 / 362 / 356 / 351 / 283 texts per CPU-second at 8 / 16 / 32 / 64 / 128.
+THREAD_PASS_TEXTS = 32
+DISABLED_FUSIONS = ["SkipLayerNormFusion"]  # slower than Add + LayerNormalization on CPU: see the module docstring
 
 
 def is_onnx_folder(path: str | Path) -> bool:
@@ -35,8 +57,14 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+def check_parallel(parallel: str) -> None:
+    if parallel not in PARALLEL:
+        raise TuneforgeError(f'parallel "{parallel}": use "batches" (each core runs its own forward passes) '
+                             'or "ops" (every forward pass split across the cores).')
+
+
 def session_options(threads: int | None = None):
-    """One inference at a time using every core: intra-op threads = cores (onnxruntime's own default counts
+    """``threads`` intra-op threads per forward pass (default: every core; onnxruntime's own default counts
     hyperthreads and ignores the process's CPU affinity, e.g. in containers), no inter-op parallelism (a
     transformer's graph is a chain), all graph optimisations (fusions of LayerNorm, GELU, MatMul + Add)."""
     import onnxruntime as ort
@@ -61,11 +89,17 @@ class OnnxRun:
     info: dict[str, Any] = field(default_factory=dict)  # export.json
     file: str = FP32_FILE
     metrics: dict[str, Any] = field(default_factory=dict)
+    workers: int = 1  # passes run at once (parallel="batches": one per core), each on its own thread
+    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def load(cls, folder: str | Path, *, variant: str | None = None, threads: int | None = None) -> OnnxRun:
+    def load(cls, folder: str | Path, *, variant: str | None = None, threads: int | None = None,
+             parallel: str = "batches") -> OnnxRun:
         """``variant``: ``"fp32"`` (model.onnx) or ``"int8"`` (model.int8.onnx); default: the one the export
-        was asked for (int8 when it was quantised)."""
+        was asked for (int8 when it was quantised). ``threads``: cores to use (default: all this process may
+        use). ``parallel``: ``"batches"`` (each core runs whole forward passes, one thread each; the faster
+        for classifiers) or ``"ops"`` (one pass at a time, every matmul split across the cores)."""
         from tuneforge.config import TrainConfig, load_config
         from tuneforge.models.backbones import load_tokenizer
         from tuneforge.recipes.runfolder import read_json
@@ -74,6 +108,9 @@ class OnnxRun:
         info = read_json(folder / EXPORT_FILE) if (folder / EXPORT_FILE).exists() else {}
         if variant is None:
             variant = "int8" if info.get("quantize") == "int8" or not (folder / FP32_FILE).exists() else "fp32"
+        check_parallel(parallel)
+        if threads is not None and threads < 1:
+            raise TuneforgeError(f"threads={threads}: give at least 1 (or leave it out to use every core).")
         if variant not in ("fp32", "int8"):
             raise TuneforgeError(f'variant "{variant}": use "fp32" (model.onnx) or "int8" (model.int8.onnx).')
         file = INT8_FILE if variant == "int8" else FP32_FILE
@@ -88,11 +125,13 @@ class OnnxRun:
             import onnxruntime as ort
         except ImportError:
             raise TuneforgeError("Loading an ONNX export needs onnxruntime: pip install onnxruntime.") from None
-        session = ort.InferenceSession(str(folder / file), session_options(threads),
-                                       providers=["CPUExecutionProvider"])
+        cores = threads or cpu_cores()
+        workers = cores if parallel == "batches" else 1
+        session = ort.InferenceSession(str(folder / file), session_options(1 if parallel == "batches" else cores),
+                                       providers=["CPUExecutionProvider"], disabled_optimizers=DISABLED_FUSIONS)
         return cls(dir=folder, labels=read_json(folder / "labels.json"), session=session,
                    tokenizer=load_tokenizer(str(folder)), config=load_config(TrainConfig, path=folder / "config.yaml"),
-                   info=info, file=file)
+                   info=info, file=file, workers=workers)
 
     @property
     def input_names(self) -> list[str]:
@@ -108,17 +147,44 @@ class OnnxRun:
         out = np.zeros((len(examples), len(self.labels)), dtype=np.float32)
         if not examples:
             return out
+        if batch_size < 1:
+            raise TuneforgeError(f"batch_size={batch_size}: give at least 1 text per forward pass.")
         data = encode(examples, self.tokenizer, self.labels, self.config.data.max_length)
         pad_id = self.tokenizer.pad_token_id or 0
         side = getattr(self.tokenizer, "padding_side", "right")
         names = self.input_names
-        for batch in batch_order(data.lengths(), batch_size, seed=0, shuffle=False, group_by_length=True):
+
+        def forward(batch: list[int]) -> None:
             tensors = collate(data, batch, pad_id, side)
             if "token_type_ids" in names and "token_type_ids" not in tensors:
                 tensors["token_type_ids"] = tensors["input_ids"].new_zeros(tensors["input_ids"].shape)
             logits = self.session.run(["logits"], {n: tensors[n].numpy() for n in names})[0]
-            out[batch] = softmax(logits)
+            out[batch] = softmax(logits)  # each pass writes its own rows
+
+        size = batch_size
+        if self.workers > 1:  # one thread per pass: small passes, and at least one per worker
+            size = max(1, min(batch_size, THREAD_PASS_TEXTS, math.ceil(len(examples) / self.workers)))
+        batches = batch_order(data.lengths(), size, seed=0, shuffle=False, group_by_length=True)
+        if self.workers == 1 or len(batches) == 1:
+            for batch in batches:
+                forward(batch)
+        else:
+            # longest passes first, so no thread is left with a long one at the end
+            list(self._executor().map(forward, batches[::-1]))  # list(): re-raises a pass's error here
         return out
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tuneforge-onnx")
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the worker threads (they also end with the process)."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
     def predict(self, texts: Sequence[str] | Sequence[Example], text_pairs: Sequence[str] | None = None,
                 batch_size: int = 64) -> list[dict[str, Any]]:
