@@ -93,7 +93,7 @@ def test_parallel_batches_runs_passes_side_by_side_with_one_thread_each(run):
     assert loaded.workers == 1
     want = loaded.predict_proba(texts, batch_size=8)
     caller_threads = torch.get_num_threads()
-    model, seen, barrier = loaded.model, [], threading.Barrier(2, timeout=20)
+    model, seen, barrier = loaded.model, [], threading.Barrier(2, timeout=60)
     original = model.forward
 
     def forward(*args, **kwargs):

@@ -55,8 +55,16 @@ class BarrierSession:
     def __init__(self, session) -> None:
         import threading
 
-        self.session, self.threads, self.barrier = session, set(), threading.Barrier(2, timeout=20)
-        self.calls = 0
+        self.session, self.barrier = session, threading.Barrier(2, timeout=60)
+        self.seen: list[int] = []  # list.append is atomic; a counter's += is not
+
+    @property
+    def calls(self) -> int:
+        return len(self.seen)
+
+    @property
+    def threads(self) -> set[int]:
+        return set(self.seen)
 
     def get_inputs(self):
         return self.session.get_inputs()
@@ -64,9 +72,8 @@ class BarrierSession:
     def run(self, outputs, feed):
         import threading
 
-        self.calls += 1
-        self.threads.add(threading.get_ident())
-        if self.calls <= 2:
+        self.seen.append(threading.get_ident())
+        if len(self.seen) <= 2:  # the first call blocks until a second one comes, so from another thread
             self.barrier.wait()
         return self.session.run(outputs, feed)
 
