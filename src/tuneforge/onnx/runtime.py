@@ -20,7 +20,6 @@ faster in int8 and 10% faster in fp32 (one thread, onnxruntime 1.32, ``enable_pr
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Sequence
@@ -38,10 +37,6 @@ EXPORT_FILE = "export.json"
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 PARALLEL = ("batches", "ops")
-# parallel="batches": at most this many texts per pass and thread. One thread's speed is flat from 8 to 64 texts
-# per pass and drops by a fifth at 128 (the activations leave the core's cache): MiniLM int8, one thread,
-# 379 / 362 / 356 / 351 / 283 texts per CPU-second at 8 / 16 / 32 / 64 / 128.
-THREAD_PASS_TEXTS = 32
 DISABLED_FUSIONS = ["SkipLayerNormFusion"]  # slower than Add + LayerNormalization on CPU: see the module docstring
 
 
@@ -140,6 +135,7 @@ class OnnxRun:
     def predict_proba(self, texts: Sequence[str] | Sequence[Example], text_pairs: Sequence[str] | None = None,
                       batch_size: int = 64) -> np.ndarray:
         """Class probabilities, shape (len(texts), len(labels)), columns in ``self.labels`` order."""
+        from tuneforge.evaluation.inference import pass_size
         from tuneforge.run import _as_examples
         from tuneforge.training.batching import batch_order, collate, encode
 
@@ -161,9 +157,7 @@ class OnnxRun:
             logits = self.session.run(["logits"], {n: tensors[n].numpy() for n in names})[0]
             out[batch] = softmax(logits)  # each pass writes its own rows
 
-        size = batch_size
-        if self.workers > 1:  # one thread per pass: small passes, and at least one per worker
-            size = max(1, min(batch_size, THREAD_PASS_TEXTS, math.ceil(len(examples) / self.workers)))
+        size = pass_size(batch_size, len(examples), self.workers)  # one thread per pass: small passes
         batches = batch_order(data.lengths(), size, seed=0, shuffle=False, group_by_length=True)
         if self.workers == 1 or len(batches) == 1:
             for batch in batches:
