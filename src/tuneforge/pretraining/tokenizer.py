@@ -53,8 +53,9 @@ def _wrap_bert(tok, generic: bool = False):
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id),
                                                                                     ("[SEP]", sep_id)])
     tok.decoder = decoders.WordPiece(prefix="##")
-    return (PreTrainedTokenizerFast if generic else BertTokenizerFast)(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                             sep_token="[SEP]", mask_token="[MASK]")
+    wrapper = PreTrainedTokenizerFast if generic else BertTokenizerFast
+    return wrapper(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                   sep_token="[SEP]", mask_token="[MASK]")
 
 
 def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig,
