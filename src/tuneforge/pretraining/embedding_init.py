@@ -26,7 +26,8 @@ import torch
 def cooccurrence_embeddings(sequences: list[list[int]], vocab_size: int, dim: int, window: int = 5,
                             alpha: float = 0.75, skip: set[int] | None = None, seed: int = 0
                             ) -> tuple[torch.Tensor, np.ndarray]:
-    """(vocab_size, dim) PPMI-SVD embeddings of token ids, and a mask of the rows that were counted.
+    """(vocab_size, min(dim, vocab_size - 1)) PPMI-SVD embeddings of token ids, and a mask of the rows that were
+    counted.
 
     Pairs are counted within each sequence (never across two), both directions, every offset 1..window with
     weight 1 / offset (nearer neighbours say more); ids in ``skip`` (special tokens) are not counted.
@@ -58,7 +59,9 @@ def cooccurrence_embeddings(sequences: list[list[int]], vocab_size: int, dim: in
     pmi = np.log(coo.data) - np.log(word[coo.row]) - np.log(context[coo.col]) + np.log(context.sum())
     positive = pmi > 0
     ppmi = sparse.csr_matrix((pmi[positive], (coo.row[positive], coo.col[positive])), shape=counts.shape)
-    u, s, _ = randomized_svd(ppmi, n_components=dim, n_iter=4, random_state=seed)
+    # at most vocab_size - 1 components: a tiny vocabulary gets fewer columns than dim (warm_start_embeddings
+    # leaves the rest random)
+    u, s, _ = randomized_svd(ppmi, n_components=min(dim, vocab_size - 1), n_iter=4, random_state=seed)
     vectors = u * np.sqrt(s)[None, :]  # (V, dim)
     return torch.from_numpy(vectors.astype(np.float32)), word > 0
 
@@ -75,8 +78,8 @@ def warm_start_embeddings(model, sequences: list[list[int]], tokenizer, window: 
     counted[list(skip)] = False
     rows = torch.from_numpy(np.flatnonzero(counted))
     with torch.no_grad():
-        chosen = vectors[rows]
+        chosen = vectors[rows]  # (R, k), k <= H
         chosen = (chosen - chosen.mean(0)) * (model.config.initializer_range / chosen.std())
-        embeddings[rows] = chosen.to(embeddings.dtype)
+        embeddings[rows, :chosen.shape[1]] = chosen.to(embeddings.dtype)
     return {"kind": "cooccurrence", "window": window, "alpha": alpha, "rows": len(rows),
             "seconds": time.perf_counter() - started}
