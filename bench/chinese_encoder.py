@@ -116,6 +116,9 @@ def main() -> None:
                    f"accuracy {p['before.accuracy']:.3f} -> {p['heldout.accuracy']:.3f}")
     else:
         size = f"{p['parameters']:,} parameters (vocabulary {p['vocab_size']:,})"
+        if "embedding_init.seconds" in p:
+            size += (f", token embeddings first set from co-occurrence statistics (embedding_init, "
+                     f"{p['embedding_init.rows']:,} rows in {p['embedding_init.seconds']:.0f} s, in the wall time)")
         learned = (f"held-out masked-token accuracy {p['before.accuracy']:.3f} -> {p['heldout.accuracy']:.3f}, "
                    f"perplexity {p['before.perplexity']:.0f} -> {p['heldout.perplexity']:.1f}")
     load = os.getloadavg()

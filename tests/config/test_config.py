@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 # other recipes, validated by their own tests (tests/serve, tests/compression, tests/apps, tests/pretraining)
 OTHER_RECIPES = {"serve.yaml", "airline-distill.yaml", "monitor-airline.yaml", "minilm-mlm.yaml",
                  "chinese-encoder.yaml", "chinese-encoder-small.yaml", "chinese-encoder-small-bag.yaml",
+                 "chinese-encoder-words.yaml", "chinese-encoder-words-embeddings.yaml",
                  "chinese-encoder-electra.yaml", "recommend-demo.yaml"}
 OTHER_RECIPES |= {"assistant-chatterbot.yaml"}  # tests/apps/assistant
 SHIPPED = sorted(p for p in [*REPO.glob("configs/**/*.yaml"), *REPO.glob("configs/**/*.yml")]

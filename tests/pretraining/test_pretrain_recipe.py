@@ -229,3 +229,25 @@ def test_cls_bag_weight_teaches_the_first_token_what_the_text_holds(corpus, tmp_
     assert _bag_loss_at_cls(with_bag / "model", corpus) < _bag_loss_at_cls(without / "model", corpus) - 0.1
     with pytest.raises(TuneforgeError, match="cls_bag_weight applies to objective: mlm"):
         pretrain({**tiny(corpus, tmp_path / "bag-clm", objective="clm"), "cls_bag_weight": 1.0})
+
+
+def test_embedding_init_warm_starts_the_mlm_and_cjk_words_fine_tunes(corpus, make_tiny_config, tmp_path):
+    cfg = tiny(corpus, tmp_path / "warm", max_steps=1, learning_rate=1e-9)
+    cfg["tokenizer"]["kind"] = "cjk_words"
+    cfg["embedding_init"] = {"kind": "cooccurrence", "window": 3}
+    warm = pretrain(cfg, progress=False)
+    cold = pretrain({**cfg, "output_dir": str(tmp_path / "cold")}, init_only=True, progress=False)
+    m = json.loads((warm / "metrics.json").read_text())
+    vocab = m["vocab_size"]
+    assert 0 < m["embedding_init.rows"] <= vocab - 5 and m["embedding_init.kind"] == "cooccurrence"
+    assert "embedding_init" not in json.loads((cold / "metrics.json").read_text())  # --init-only: random
+    assert "window: 3" in (warm / "config.yaml").read_text()
+    key = "bert.embeddings.word_embeddings.weight"
+    a, b = (load_file(str(run / "model/model.safetensors"))[key] for run in (warm, cold))
+    assert torch.allclose(a[:5], b[:5], atol=1e-6)  # special tokens keep their random rows (one step of lr 1e-9)
+    assert (a[5:] - b[5:]).abs().mean() > 0.01  # the others were replaced ...
+    assert abs(a[5:].std().item() - 0.02) < 0.005  # ... at the init scale
+    # the cjk_words tokenizer reloads from the folder as saved, and the encoder fine-tunes
+    ft = make_tiny_config(tmp_path / "ft")
+    ft["model"], ft["train"]["epochs"] = str(warm / "model"), 1
+    assert train(ft, progress=False).metrics["test.count"] == 30

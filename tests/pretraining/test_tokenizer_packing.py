@@ -14,7 +14,7 @@ TEXTS = ["the flight was late again", "我们很喜欢这家酒店的早餐", "g
          "房间干净，服务很好", "my bag was lost in denver"] * 30
 
 
-@pytest.mark.parametrize("kind", ["wordpiece", "bpe", "char"])
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe", "char", "cjk_words"])
 def test_tokenizer_round_trip(kind, tmp_path):
     from transformers import AutoTokenizer
 
@@ -79,3 +79,33 @@ def test_tokenizer_training_is_deterministic(kind):
     vocabs = [train_tokenizer(TEXTS, TokenizerConfig(kind=kind, vocab_size=120, min_frequency=1)).get_vocab()
               for _ in range(3)]
     assert vocabs[0] == vocabs[1] == vocabs[2]
+
+
+def test_cjk_words_tokens_are_words_and_no_character_is_lost(tmp_path):
+    from transformers import AutoTokenizer
+
+    texts = ["我们很喜欢这家酒店的早餐", "房间干净，服务很好", "酒店的服务员很热情", "早餐不错，房间有点小"] * 20
+    cfg = TokenizerConfig(kind="cjk_words", vocab_size=200, min_frequency=2)
+    tok = train_tokenizer(texts, cfg)
+    tokens = tok.convert_ids_to_tokens(tok("这家酒店的早餐很好")["input_ids"])
+    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
+    assert "酒店" in tokens and "早餐" in tokens  # words, not characters
+    assert "".join(tokens[1:-1]) == "这家酒店的早餐很好"  # every character kept, in order
+    assert len(tokens) - 2 < len("这家酒店的早餐很好")
+    # a long run of Chinese text without punctuation is cut into words, never one [UNK]
+    long = "酒店的早餐很好" * 40
+    ids = tok(long, add_special_tokens=False)["input_ids"]
+    assert tok.unk_token_id not in ids and "".join(tok.convert_ids_to_tokens(ids)) == long
+    # a character never seen is one [UNK], its neighbours survive
+    pieces = tok.convert_ids_to_tokens(tok("酒店龘早餐", add_special_tokens=False)["input_ids"])
+    assert pieces == ["酒店", "[UNK]", "早餐"]
+    # the source's own segmentation is used where given, and the result is deterministic
+    own = [("房间", "干净"), None, None, None] * 20
+    again = train_tokenizer(texts, cfg, own)
+    assert again.get_vocab() == train_tokenizer(texts, cfg, own).get_vocab()
+    assert "房间" in again.get_vocab()
+    tok.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    text = "早餐不错，房间有点小 很好"
+    assert reloaded(text)["input_ids"] == tok(text)["input_ids"]
+    assert tok.decode(tok(text)["input_ids"], skip_special_tokens=True).replace(" ", "") == text.replace(" ", "")

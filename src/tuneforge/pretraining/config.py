@@ -44,9 +44,12 @@ class CorpusConfig(StrictModel):
 
 
 class TokenizerConfig(StrictModel):
-    kind: Literal["wordpiece", "bpe", "char"] = Field(
+    kind: Literal["wordpiece", "bpe", "char", "cjk_words"] = Field(
         "wordpiece", description="From scratch: a tokenizer trained on the corpus. wordpiece (BERT), bpe (byte-"
-                                 "level, GPT/Llama), char (one token per character; Chinese).")
+                                 "level, GPT/Llama), char (one token per character; Chinese), cjk_words (BPE merges "
+                                 "learned inside runs of Chinese characters, split only at spaces and punctuation: "
+                                 "frequent Chinese words become single tokens, so sequences are shorter; no known "
+                                 "character is ever lost).")
     vocab_size: int = Field(8000, ge=50, description="Largest vocabulary (char: the most frequent characters).")
     min_frequency: int = Field(2, ge=1, description="Ignore pieces / characters seen fewer times.")
     lowercase: bool = Field(True, description="Lower-case text first (wordpiece and char).")
@@ -82,6 +85,15 @@ class MaskingConfig(StrictModel):
                                                 "corpus' word segmentation where it has one).")
 
 
+class EmbeddingInitConfig(StrictModel):
+    kind: Literal["cooccurrence"] = Field(
+        "cooccurrence", description="cooccurrence: PPMI of token co-occurrence in a window over the training "
+                                    "sequences + truncated SVD (Levy et al., 2015), rescaled to the init scale "
+                                    "(pretraining/embedding_init.py).")
+    window: int = Field(5, ge=1, le=50, description="Count pairs up to this many tokens apart (weight 1 / distance).")
+    alpha: float = Field(0.75, gt=0, le=1, description="Context-distribution smoothing: P(c) ~ #(c)^alpha.")
+
+
 class ElectraObjectiveConfig(StrictModel):
     generator_hidden: int | None = Field(
         None, ge=8, description="objective: electra. The generator's hidden size; default architecture.hidden_size "
@@ -112,6 +124,11 @@ class PretrainConfig(StrictModel):
     masking: MaskingConfig = Field(default_factory=MaskingConfig, description="mlm and electra.")
     electra: ElectraObjectiveConfig = Field(default_factory=ElectraObjectiveConfig,
                                             description="objective: electra only: the generator and the loss weight.")
+    embedding_init: EmbeddingInitConfig | None = Field(
+        None, description="mlm from scratch only: before the masked LM, set the token embeddings from co-occurrence "
+                          "statistics of the training corpus (seconds to a minute; counted in the run's wall time, "
+                          "recorded in metrics.json), so the MLM starts past the unigram plateau. Not applied by "
+                          "--init-only (that is the random baseline). Empty: random embeddings.")
     cls_bag_weight: float = Field(
         0.0, ge=0, description="mlm only: add this x a bag-of-tokens loss at the first token ([CLS]): the MLM head "
                                "applied there predicts the distribution of the text's tokens, so the state a "
@@ -141,6 +158,8 @@ class PretrainConfig(StrictModel):
                              "positions, no position embeddings)")
         if self.objective == "clm" and self.masking.whole_word:
             raise ValueError("masking.whole_word applies to objective: mlm only")
+        if self.embedding_init is not None and (self.objective != "mlm" or self.model is not None):
+            raise ValueError("embedding_init applies to objective: mlm from scratch (no model:); remove it")
         if self.objective != "mlm" and self.cls_bag_weight > 0:
             raise ValueError(f"cls_bag_weight applies to objective: mlm (this config has objective: {self.objective}); "
                              "remove it")

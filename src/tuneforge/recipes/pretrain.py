@@ -26,6 +26,7 @@ from tuneforge.models.backbones import load_tokenizer, resolve_model
 from tuneforge.pretraining.config import PretrainConfig
 from tuneforge.pretraining.corpora import load_corpus, repeat_sources, split_heldout
 from tuneforge.pretraining.data import LMData, clm_blocks, mlm_examples
+from tuneforge.pretraining.embedding_init import warm_start_embeddings
 from tuneforge.pretraining.electra import electra_loss_fn, evaluate_electra, new_electra
 from tuneforge.pretraining.model import load_lm, new_model
 from tuneforge.pretraining.objectives import clm_loss_fn, evaluate_lm, mlm_loss_fn
@@ -92,7 +93,7 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, 
         if resume and saved.is_dir():
             tokenizer = load_tokenizer(str(saved))
         else:
-            tokenizer = train_tokenizer([d.text for d in train_docs], cfg.tokenizer)
+            tokenizer = train_tokenizer([d.text for d in train_docs], cfg.tokenizer, [d.words for d in train_docs])
             write_atomic_folder(saved, tokenizer.save_pretrained)
         electra = cfg.objective == "electra"
         model = new_electra(cfg, tokenizer) if electra else new_model(cfg, tokenizer)
@@ -120,6 +121,13 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, 
                   f"vocabulary {len(tokenizer):,}; {len(train_data):,} training sequences "
                   f"({sum(train_data.encoded.lengths()):,} tokens), {len(held_data):,} held out; precision {precision}")
     whole_word = cfg.objective == "mlm" and cfg.masking.whole_word
+    warm_start = {}
+    if cfg.embedding_init is not None and not init_only and not resume:
+        # the pretraining's first step (its time is in wall_seconds): distributional embeddings, then the MLM
+        warm_start = warm_start_embeddings(model, train_data.encoded.input_ids, tokenizer, cfg.embedding_init.window,
+                                           cfg.embedding_init.alpha, cfg.train.seed)
+        console.print(f"embedding_init: {warm_start['rows']:,} token embeddings from co-occurrence statistics "
+                      f"in {warm_start['seconds']:.0f} s")
 
     def evaluate() -> dict[str, float]:
         if cfg.objective == "electra":
@@ -161,6 +169,7 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, 
                   "tokens_per_second": state.tokens / max(seconds, 1e-9) if state else 0.0,
                   "samples_per_second": state.samples / max(seconds, 1e-9) if state else 0.0,
                   "precision": precision, "init_only": init_only},
+        **({"embedding_init": warm_start} if warm_start else {}),
         "before": before, "heldout": after,
         "wall_seconds": time.perf_counter() - started,
     })
