@@ -46,10 +46,10 @@ class CorpusConfig(StrictModel):
 class TokenizerConfig(StrictModel):
     kind: Literal["wordpiece", "bpe", "char", "cjk_words"] = Field(
         "wordpiece", description="From scratch: a tokenizer trained on the corpus. wordpiece (BERT), bpe (byte-"
-                                 "level, GPT/Llama), char (one token per character; Chinese), cjk_words (BPE merges "
-                                 "learned inside runs of Chinese characters, split only at spaces and punctuation: "
-                                 "frequent Chinese words become single tokens, so sequences are shorter; no known "
-                                 "character is ever lost).")
+                                 "level, GPT/Llama), char (one token per character; Chinese), cjk_words (every "
+                                 "character plus the corpus' most frequent Chinese words, found by its own "
+                                 "segmentation or jieba; runs of Chinese text are cut greedily, longest known word "
+                                 "first, so sequences are shorter and no known character is ever lost).")
     vocab_size: int = Field(8000, ge=50, description="Largest vocabulary (char: the most frequent characters).")
     min_frequency: int = Field(2, ge=1, description="Ignore pieces / characters seen fewer times.")
     lowercase: bool = Field(True, description="Lower-case text first (wordpiece and char).")

@@ -130,7 +130,8 @@ def _cjk_words(texts: list[str], cfg: TokenizerConfig, segmented: list[tuple[str
     kept_chars = [c for _, c in by_count][:cfg.vocab_size - len(BERT_SPECIALS)]
     room = cfg.vocab_size - len(BERT_SPECIALS) - len(kept_chars)
     by_count = sorted(((n, w) for w, n in words.items() if n >= cfg.min_frequency), key=lambda nw: (-nw[0], nw[1]))
-    kept_words = [w for _, w in by_count if all(c in set(kept_chars) for c in w)][:max(room, 0)]
+    known = set(kept_chars)
+    kept_words = [w for _, w in by_count if all(c in known for c in w)][:max(room, 0)]
     pieces = sorted(kept_chars) + sorted(kept_words)
     vocab = {t: i for i, t in enumerate(BERT_SPECIALS + pieces)}
     # continuing_subword_prefix "": a word is the same token at the start of a run and inside it (no ## copies,
