@@ -143,3 +143,25 @@ def test_export_is_refused_with_a_clear_error(run, tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err
     assert info.value.code == 2 and "mean-pooled" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_mean_pooling_state_is_per_thread():
+    """The pooling hooks' mask and output belong to the thread whose forward pass set them (passes may run side
+    by side on one model), and the state does not stop the model from being deep-copied."""
+    import copy
+    import threading
+
+    import torch
+
+    from tuneforge.fewshot.pooling import MeanPooling
+
+    state = MeanPooling(normalize=False)
+    mine = torch.ones(1, 3)
+    state.mask = mine
+    other = threading.Thread(target=lambda: setattr(state, "mask", torch.zeros(2, 5)))
+    other.start()
+    other.join()
+    assert state.mask is mine
+    hidden = torch.arange(6.0).view(1, 3, 2)
+    assert torch.equal(state.pool(None, (hidden,), None), hidden.mean(1)) and state.last is not None
+    assert copy.deepcopy(state).normalize is False  # a threading.local attribute would not deep-copy

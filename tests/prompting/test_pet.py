@@ -142,3 +142,23 @@ def test_pet_from_the_cli(tiny_causal_lm, tiny_data, tmp_path, monkeypatch, caps
                                              {**CAUSAL_PROMPT, "template": "{answer} {text}"})), encoding="utf-8")
     code, out = cli("train", bad, "--quiet")
     assert code == 2 and "{answer} slot must come last" in out.err and "Traceback" not in out.err
+
+
+def test_the_embedded_ids_a_forward_pass_reads_are_its_own_threads():
+    """Forward passes run side by side on one model (``parallel="batches"``): the ids that peft's prompt tuning
+    embeds, and the classifier reads back, are kept per thread, so one pass never reads another's batch."""
+    import threading
+
+    import torch
+
+    from tuneforge.prompting.pet import _embedded_ids, _remember_ids
+
+    model = torch.nn.Linear(1, 1)
+    embeddings = torch.nn.Embedding(4, 2)
+    embeddings._tuneforge_owner = lambda: model
+    mine, theirs = torch.tensor([[1, 2]]), torch.tensor([[3, 3], [2, 1]])
+    _remember_ids(embeddings, (mine,), {})
+    other = threading.Thread(target=_remember_ids, args=(embeddings, (theirs,), {}))
+    other.start()
+    other.join()
+    assert _embedded_ids()[id(model)] is mine

@@ -10,6 +10,7 @@ unused), and the head ``classifier`` reads e. Run.load installs the hooks again 
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import torch
@@ -20,13 +21,38 @@ from tuneforge.errors import TuneforgeError
 _MARK = "_tuneforge_mean_pooling"
 
 
+_threads = threading.local()  # the hooks' per-pass state: forward passes may run side by side on several threads
+
+
 class MeanPooling:
-    """The installed hooks' state: ``last`` holds the latest batch's embeddings, (B, H)."""
+    """The installed hooks' state: ``last`` holds the latest batch's embeddings, (B, H), of the calling thread.
+    ``mask`` and ``last`` are kept per thread (``tuneforge.evaluation.inference`` runs forward passes side by
+    side on one model), in a module-level ``threading.local`` so the model itself stays deep-copyable."""
 
     def __init__(self, normalize: bool) -> None:
         self.normalize = normalize
-        self.mask: torch.Tensor | None = None
-        self.last: torch.Tensor | None = None
+
+    def _mine(self) -> dict[str, Any]:
+        states = getattr(_threads, "states", None)
+        if states is None:
+            states = _threads.states = {}
+        return states.setdefault(id(self), {})
+
+    @property
+    def mask(self) -> torch.Tensor | None:
+        return self._mine().get("mask")
+
+    @mask.setter
+    def mask(self, value: torch.Tensor | None) -> None:
+        self._mine()["mask"] = value
+
+    @property
+    def last(self) -> torch.Tensor | None:
+        return self._mine().get("last")
+
+    @last.setter
+    def last(self, value: torch.Tensor | None) -> None:
+        self._mine()["last"] = value
 
     def grab_mask(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
         self.mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)

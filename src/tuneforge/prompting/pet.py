@@ -26,6 +26,7 @@ are scored (``multi_token: first``, or single-token words). Zero-shot scoring ha
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ from tuneforge.prompting.verbalizer import combine_tokens, continuation_ids, lab
 
 CONFIG_KEY = "tuneforge_prompt"  # in config.json: how the model turns LM predictions into class logits
 MARK = "_tuneforge_prompt_classifier"  # class attribute: no separate task head (methods/params.py)
-_IDS = "_tuneforge_prompt_ids"  # the input ids of the current forward pass (see _remember_ids)
+_threads = threading.local()  # the input ids of each thread's current forward pass (see _remember_ids)
 
 
 def _label_logits(self, token_logprobs: torch.Tensor, labels: torch.Tensor | None):
@@ -67,7 +68,7 @@ def _masked_forward(self, input_ids=None, attention_mask=None, token_type_ids=No
                   position_ids=position_ids, inputs_embeds=inputs_embeds)[0]  # (B, T, H)
     # peft's prompt tuning embeds the ids itself and prepends p virtual tokens: the ids come from the
     # embedding layer's hook and the answer moves right by p.
-    ids = input_ids if input_ids is not None else getattr(self, _IDS, None)
+    ids = input_ids if input_ids is not None else _embedded_ids().get(id(self))
     if ids is None or ids.shape[0] != hidden.shape[0]:
         raise RuntimeError("prompt classifier: called with inputs_embeds but no input ids were embedded")
     word_ids = torch.tensor(spec["word_ids"], device=hidden.device)  # (W, k)
@@ -124,10 +125,19 @@ def prompt_classifier_class(base: type, kind: str) -> type:
     return _CLASSES[base]
 
 
+def _embedded_ids() -> dict[int, torch.Tensor]:
+    """{id(model): the input ids its embedding layer saw last}, for the calling thread: forward passes may run
+    side by side on one model (``tuneforge.evaluation.inference``), each thread with its own batch."""
+    ids = getattr(_threads, "ids", None)
+    if ids is None:
+        ids = _threads.ids = {}
+    return ids
+
+
 def _remember_ids(module: nn.Module, args: tuple, kwargs: dict) -> None:
     ids = args[0] if args else kwargs.get("input")
     if ids is not None and not ids.is_floating_point():
-        setattr(module._tuneforge_owner(), _IDS, ids)
+        _embedded_ids()[id(module._tuneforge_owner())] = ids
 
 
 def _install_id_hook(model: nn.Module) -> None:
