@@ -151,6 +151,13 @@ def test_predict_input_file_to_output_file(cli, trained, tmp_path, suffix):
     rows = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
     assert [r["text"] for r in rows] == texts
     assert all(r["label"] in LABELS for r in rows)
+    # one pass at a time on all cores: the same answers as the default side-by-side passes
+    code, out, err = cli("predict", run_dir, "--input", source, "--parallel", "ops")
+    assert code == 0, err
+    ops = [json.loads(line) for line in out.splitlines()]
+    assert [r["label"] for r in ops] == [r["label"] for r in rows]
+    for a, b in zip(ops, rows):
+        assert all(abs(a["scores"][k] - b["scores"][k]) < 1e-5 for k in LABELS)
 
 
 def test_eval_prints_accuracy_and_writes_metrics(cli, trained, tiny_data, tmp_path):
@@ -317,6 +324,10 @@ def case_predict_on_a_missing_folder(tmp_path, cfg, run_dir):
 
 def case_predict_without_texts(tmp_path, cfg, run_dir):
     return ["predict", run_dir], ["--text", "--input"]
+
+
+def case_predict_with_an_unknown_parallel_mode(tmp_path, cfg, run_dir):
+    return ["predict", run_dir, "--text", "hi", "--parallel", "cores"], ['parallel "cores"', '"batches"', '"ops"']
 
 
 def case_eval_file_missing(tmp_path, cfg, run_dir):

@@ -151,6 +151,10 @@ def _read_input_texts(path: Path) -> list[str]:
     return [e.text for e in read_examples(path, require_label=False)]
 
 
+PARALLEL_HELP = ("How the CPU cores are used: batches (one forward pass per core side by side, one thread each; "
+                 "the faster for classifiers) or ops (one pass at a time split across the cores). docs/EXPORT.md.")
+
+
 @app.command()
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
@@ -160,6 +164,7 @@ def predict(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write JSON lines here instead of "
                                                                          "stdout.")] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
+    parallel: Annotated[str, typer.Option(help=PARALLEL_HELP)] = "batches",
 ) -> None:
     """Classify texts: one JSON line per text with its label and scores (token classification: its entities
     with character offsets)."""
@@ -168,7 +173,7 @@ def predict(
     if not text and input is None:
         raise TuneforgeError("Give texts with --text T (repeatable) or a file with --input FILE.")
     texts = list(text or []) + (_read_input_texts(input) if input is not None else [])
-    run = load(run_dir)
+    run = load(run_dir, parallel=parallel)
     predictions = run.predict(texts, batch_size=batch_size)
     lines = [json.dumps({"text": t, **p}, ensure_ascii=False) for t, p in zip(texts, predictions)]
     if output is not None:
@@ -218,6 +223,7 @@ def evaluate(
     by: Annotated[Optional[list[str]], typer.Option(help="Also report metrics per slice of this field: a column "
                                                          "of the file (e.g. source), or length for token-length "
                                                          "quartiles (repeatable).")] = None,
+    parallel: Annotated[str, typer.Option(help=PARALLEL_HELP)] = "batches",
 ) -> None:
     """Evaluate a run on a labelled file: accuracy, macro-F1, per-class scores, confusion matrix, slices (--by);
     token classification: entity precision, recall and F1, overall and per type."""
@@ -232,7 +238,7 @@ def evaluate(
     task = task_of_run(run_dir)
     if task.eval_command is not None:  # its own file formats and scores (token classification: docs/NER.md)
         return task.part("eval_command")(run_dir, file, output, out, err)
-    run = load(run_dir)
+    run = load(run_dir, parallel=parallel)
     d = run.config.data
     examples = read_examples(file, text_column=d.text_column, text_pair_column=d.text_pair_column,
                              label_column=d.label_column)
