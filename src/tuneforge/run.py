@@ -50,7 +50,8 @@ class Run:
         from tuneforge.recipes.runfolder import read_json
         from tuneforge.tasks import get_task
 
-        from tuneforge.onnx.runtime import check_parallel, cpu_cores
+        from tuneforge.evaluation.inference import check_parallel
+        from tuneforge.onnx.runtime import cpu_cores
 
         check_parallel(parallel)
         run_dir = Path(run_dir)

@@ -93,10 +93,13 @@ def test_parallel_batches_runs_passes_on_two_threads_at_once_with_the_same_answe
     np.testing.assert_allclose(batches.predict_proba(texts[:6], batch_size=64), want[:6], atol=1e-5, rtol=0)
     assert batches.session.calls == 2 and len(batches.session.threads) == 2
     # one text: one pass on the calling thread, no pool
+    import threading
+
     single = OnnxRun.load(exported, variant="fp32", threads=2)
+    single.session = BarrierSession(single.session)
+    single.session.barrier = threading.Barrier(1)  # one call: nothing to wait for
     np.testing.assert_allclose(single.predict_proba(texts[:1]), want[:1], atol=1e-5, rtol=0)
-    assert single._pool is None
-    batches.close()
+    assert single.session.threads == {threading.get_ident()}
 
 
 def test_bad_parallel_threads_and_batch_size_are_refused_in_the_users_words(exported):

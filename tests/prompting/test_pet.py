@@ -151,7 +151,8 @@ def test_the_embedded_ids_a_forward_pass_reads_are_its_own_threads():
 
     import torch
 
-    from tuneforge.prompting.pet import _embedded_ids, _remember_ids
+    from tuneforge.evaluation.inference import thread_state
+    from tuneforge.prompting.pet import _remember_ids
 
     model = torch.nn.Linear(1, 1)
     embeddings = torch.nn.Embedding(4, 2)
@@ -161,4 +162,4 @@ def test_the_embedded_ids_a_forward_pass_reads_are_its_own_threads():
     other = threading.Thread(target=_remember_ids, args=(embeddings, (theirs,), {}))
     other.start()
     other.join()
-    assert _embedded_ids()[id(model)] is mine
+    assert thread_state(model)["embedded_ids"] is mine

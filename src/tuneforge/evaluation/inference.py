@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from tuneforge.errors import TuneforgeError
 from tuneforge.models.precision import Precision, autocast
 from tuneforge.training.batching import Encoded, batch_order, collate
+
+PARALLEL = ("batches", "ops")
+T = TypeVar("T")
 
 # workers > 1: at most this many texts per pass and thread. One thread's speed is flat from 8 to 64 texts per
 # pass and drops by a fifth at 128, once a pass's activations leave the core's cache (MiniLM ONNX int8, one
@@ -26,6 +33,24 @@ from tuneforge.training.batching import Encoded, batch_order, collate
 THREAD_PASS_TEXTS = 32
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
+_thread_states = threading.local()
+
+
+def check_parallel(parallel: str) -> None:
+    if parallel not in PARALLEL:
+        raise TuneforgeError(f'parallel "{parallel}": use "batches" (each core runs its own forward passes) '
+                             'or "ops" (every forward pass split across the cores).')
+
+
+def thread_state(owner: object) -> dict[str, Any]:
+    """The calling thread's scratch dict for ``owner`` (a model, a hook's state object): what one step of a
+    forward pass hands on to a later step of the same pass. Passes run side by side on one model (``workers``
+    > 1), so such state must not live on the shared model. Kept outside ``owner`` (a model with a
+    ``threading.local`` attribute could not be deep-copied) and weakly (it goes when ``owner`` does)."""
+    states = getattr(_thread_states, "states", None)
+    if states is None:
+        states = _thread_states.states = weakref.WeakKeyDictionary()
+    return states.setdefault(owner, {})
 
 
 def pass_size(batch_size: int, texts: int, workers: int) -> int:
@@ -54,6 +79,19 @@ def inference_pool(workers: int) -> ThreadPoolExecutor:
         return _pools[workers]
 
 
+def side_by_side(forward: Callable[[list[int]], T], batches: Sequence[list[int]], workers: int) -> list[T]:
+    """``forward`` of every batch: on the calling thread when ``workers`` is 1 or there is one batch, else on
+    :func:`inference_pool`, longest batches first (``batch_order`` sorts by length) so no thread is left with a
+    long one at the end. Results come in that order; an error in a pass is raised here."""
+    if workers <= 1 or len(batches) <= 1:
+        return [forward(batch) for batch in batches]
+    threads = torch.get_num_threads()
+    try:
+        return list(inference_pool(workers).map(forward, batches[::-1]))
+    finally:
+        torch.set_num_threads(threads)  # the default for threads started later (inference_pool)
+
+
 @torch.inference_mode()
 def predict_proba(model: nn.Module, data: Encoded, *, batch_size: int = 64, precision: Precision = "fp32",
                   device: torch.device | str = "cpu", pad_id: int = 0, padding_side: str = "right",
@@ -65,7 +103,6 @@ def predict_proba(model: nn.Module, data: Encoded, *, batch_size: int = 64, prec
     parallel = workers > 1 and torch.device(device).type == "cpu" and len(data) > 1
     size = pass_size(batch_size, len(data), workers if parallel else 1)
     batches = batch_order(data.lengths(), size, seed=0, shuffle=False, group_by_length=True)
-    results: list[tuple[list[int], np.ndarray]] = []
 
     @torch.inference_mode()  # inference mode is per thread: the pool's threads need it too
     def forward(batch: list[int]) -> tuple[list[int], np.ndarray]:
@@ -77,14 +114,7 @@ def predict_proba(model: nn.Module, data: Encoded, *, batch_size: int = 64, prec
         return batch, torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
     try:
-        if parallel and len(batches) > 1:
-            threads = torch.get_num_threads()
-            try:  # longest passes first, so no thread is left with a long one at the end
-                results = list(inference_pool(workers).map(forward, batches[::-1]))
-            finally:
-                torch.set_num_threads(threads)  # the default for threads started later (inference_pool)
-        else:
-            results = [forward(batch) for batch in batches]
+        results = side_by_side(forward, batches, workers if parallel else 1)
     finally:
         model.train(was_training)
     if not results:

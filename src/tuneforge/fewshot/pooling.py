@@ -10,49 +10,40 @@ unused), and the head ``classifier`` reads e. Run.load installs the hooks again 
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import torch
 from torch import nn
 
 from tuneforge.errors import TuneforgeError
+from tuneforge.evaluation.inference import thread_state
 
 _MARK = "_tuneforge_mean_pooling"
-
-
-_threads = threading.local()  # the hooks' per-pass state: forward passes may run side by side on several threads
 
 
 class MeanPooling:
     """The installed hooks' state: ``last`` holds the latest batch's embeddings, (B, H), of the calling thread.
     ``mask`` and ``last`` are kept per thread (``tuneforge.evaluation.inference`` runs forward passes side by
-    side on one model), in a module-level ``threading.local`` so the model itself stays deep-copyable."""
+    side on one model), in :func:`~tuneforge.evaluation.inference.thread_state`."""
 
     def __init__(self, normalize: bool) -> None:
         self.normalize = normalize
 
-    def _mine(self) -> dict[str, Any]:
-        states = getattr(_threads, "states", None)
-        if states is None:
-            states = _threads.states = {}
-        return states.setdefault(id(self), {})
-
     @property
     def mask(self) -> torch.Tensor | None:
-        return self._mine().get("mask")
+        return thread_state(self).get("mask")
 
     @mask.setter
     def mask(self, value: torch.Tensor | None) -> None:
-        self._mine()["mask"] = value
+        thread_state(self)["mask"] = value
 
     @property
     def last(self) -> torch.Tensor | None:
-        return self._mine().get("last")
+        return thread_state(self).get("last")
 
     @last.setter
     def last(self, value: torch.Tensor | None) -> None:
-        self._mine()["last"] = value
+        thread_state(self)["last"] = value
 
     def grab_mask(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
         self.mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)

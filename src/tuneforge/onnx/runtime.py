@@ -21,9 +21,7 @@ faster in int8 and 10% faster in fp32 (one thread, onnxruntime 1.32, ``enable_pr
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,6 @@ from tuneforge.errors import TuneforgeError
 EXPORT_FILE = "export.json"
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
-PARALLEL = ("batches", "ops")
 DISABLED_FUSIONS = ["SkipLayerNormFusion"]  # slower than Add + LayerNormalization on CPU: see the module docstring
 
 
@@ -50,12 +47,6 @@ def cpu_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
-
-
-def check_parallel(parallel: str) -> None:
-    if parallel not in PARALLEL:
-        raise TuneforgeError(f'parallel "{parallel}": use "batches" (each core runs its own forward passes) '
-                             'or "ops" (every forward pass split across the cores).')
 
 
 def session_options(threads: int | None = None):
@@ -85,8 +76,6 @@ class OnnxRun:
     file: str = FP32_FILE
     metrics: dict[str, Any] = field(default_factory=dict)
     workers: int = 1  # passes run at once (parallel="batches": one per core), each on its own thread
-    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
-    _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, folder: str | Path, *, variant: str | None = None, threads: int | None = None,
@@ -96,6 +85,7 @@ class OnnxRun:
         use). ``parallel``: ``"batches"`` (each core runs whole forward passes, one thread each; the faster
         for classifiers) or ``"ops"`` (one pass at a time, every matmul split across the cores)."""
         from tuneforge.config import TrainConfig, load_config
+        from tuneforge.evaluation.inference import check_parallel
         from tuneforge.models.backbones import load_tokenizer
         from tuneforge.recipes.runfolder import read_json
 
@@ -135,7 +125,7 @@ class OnnxRun:
     def predict_proba(self, texts: Sequence[str] | Sequence[Example], text_pairs: Sequence[str] | None = None,
                       batch_size: int = 64) -> np.ndarray:
         """Class probabilities, shape (len(texts), len(labels)), columns in ``self.labels`` order."""
-        from tuneforge.evaluation.inference import pass_size
+        from tuneforge.evaluation.inference import pass_size, side_by_side
         from tuneforge.run import _as_examples
         from tuneforge.training.batching import batch_order, collate, encode
 
@@ -159,26 +149,8 @@ class OnnxRun:
 
         size = pass_size(batch_size, len(examples), self.workers)  # one thread per pass: small passes
         batches = batch_order(data.lengths(), size, seed=0, shuffle=False, group_by_length=True)
-        if self.workers == 1 or len(batches) == 1:
-            for batch in batches:
-                forward(batch)
-        else:
-            # longest passes first, so no thread is left with a long one at the end
-            list(self._executor().map(forward, batches[::-1]))  # list(): re-raises a pass's error here
+        side_by_side(forward, batches, self.workers)
         return out
-
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tuneforge-onnx")
-            return self._pool
-
-    def close(self) -> None:
-        """Stop the worker threads (they also end with the process)."""
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
 
     def predict(self, texts: Sequence[str] | Sequence[Example], text_pairs: Sequence[str] | None = None,
                 batch_size: int = 64) -> list[dict[str, Any]]:

@@ -26,7 +26,6 @@ are scored (``multi_token: first``, or single-token words). Zero-shot scoring ha
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from torch import nn
 
 from tuneforge.data.records import Example
 from tuneforge.errors import TuneforgeError
+from tuneforge.evaluation.inference import thread_state
 from tuneforge.prompting.config import PromptConfig
 from tuneforge.prompting.scoring import LanguageModel, PromptScorer, load_language_model
 from tuneforge.prompting.template import split_space
@@ -44,7 +44,6 @@ from tuneforge.prompting.verbalizer import combine_tokens, continuation_ids, lab
 
 CONFIG_KEY = "tuneforge_prompt"  # in config.json: how the model turns LM predictions into class logits
 MARK = "_tuneforge_prompt_classifier"  # class attribute: no separate task head (methods/params.py)
-_threads = threading.local()  # the input ids of each thread's current forward pass (see _remember_ids)
 
 
 def _label_logits(self, token_logprobs: torch.Tensor, labels: torch.Tensor | None):
@@ -68,7 +67,7 @@ def _masked_forward(self, input_ids=None, attention_mask=None, token_type_ids=No
                   position_ids=position_ids, inputs_embeds=inputs_embeds)[0]  # (B, T, H)
     # peft's prompt tuning embeds the ids itself and prepends p virtual tokens: the ids come from the
     # embedding layer's hook and the answer moves right by p.
-    ids = input_ids if input_ids is not None else _embedded_ids().get(id(self))
+    ids = input_ids if input_ids is not None else thread_state(self).get("embedded_ids")
     if ids is None or ids.shape[0] != hidden.shape[0]:
         raise RuntimeError("prompt classifier: called with inputs_embeds but no input ids were embedded")
     word_ids = torch.tensor(spec["word_ids"], device=hidden.device)  # (W, k)
@@ -125,19 +124,12 @@ def prompt_classifier_class(base: type, kind: str) -> type:
     return _CLASSES[base]
 
 
-def _embedded_ids() -> dict[int, torch.Tensor]:
-    """{id(model): the input ids its embedding layer saw last}, for the calling thread: forward passes may run
-    side by side on one model (``tuneforge.evaluation.inference``), each thread with its own batch."""
-    ids = getattr(_threads, "ids", None)
-    if ids is None:
-        ids = _threads.ids = {}
-    return ids
-
-
 def _remember_ids(module: nn.Module, args: tuple, kwargs: dict) -> None:
+    """Embedding pre-hook: the ids of this thread's forward pass, for ``_masked_forward`` (per thread: passes may
+    run side by side on one model)."""
     ids = args[0] if args else kwargs.get("input")
     if ids is not None and not ids.is_floating_point():
-        _embedded_ids()[id(module._tuneforge_owner())] = ids
+        thread_state(module._tuneforge_owner())["embedded_ids"] = ids
 
 
 def _install_id_hook(model: nn.Module) -> None:
