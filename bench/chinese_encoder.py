@@ -119,6 +119,15 @@ def main() -> None:
         if "embedding_init.seconds" in p:
             size += (f", token embeddings first set from co-occurrence statistics (embedding_init, "
                      f"{p['embedding_init.rows']:,} rows in {p['embedding_init.seconds']:.0f} s, in the wall time)")
+        if "transfer.seconds" in p:
+            rows_from = {k.split(".")[-1]: v for k, v in p.items() if k.startswith("transfer.rows.")}
+            size += (f"; layers from {p.get('transfer.model', p['transfer.source'])} and token embeddings by "
+                     f"vocabulary transfer ({p['transfer.dictionary']}, "
+                     f"{p['transfer.dictionary_entries']:,} entries, first {p['transfer.senses']} gloss(es): "
+                     f"{rows_from['dictionary']:,} rows from a gloss, {rows_from['characters']:,} from their "
+                     f"characters' glosses, {rows_from['source_pieces']:,} as the source spells them, "
+                     f"{rows_from['special']:,} special, {rows_from['random']:,} random; "
+                     f"{p['transfer.seconds']:.0f} s, in the wall time)")
         learned = (f"held-out masked-token accuracy {p['before.accuracy']:.3f} -> {p['heldout.accuracy']:.3f}, "
                    f"perplexity {p['before.perplexity']:.0f} -> {p['heldout.perplexity']:.1f}")
     load = os.getloadavg()

