@@ -83,11 +83,16 @@ def main() -> None:
     parser.add_argument("--finetune-set", action="append", default=[], metavar="KEY=VALUE",
                         help="An override of the fine-tuning config, for BOTH arms (e.g. train.learning_rate=1e-3); "
                              "repeatable. Choose it on validation accuracy only.")
+    parser.add_argument("--random-finetune-set", action="append", default=None, metavar="KEY=VALUE",
+                        help="Overrides for the random-init arm alone, instead of --finetune-set's (e.g. its own "
+                             "learning rate, chosen on ITS validation accuracy); repeatable.")
     parser.add_argument("--write-docs", action="store_true", help="Write the table to docs/PRETRAINING.md.")
     args = parser.parse_args()
     pretrain_config = args.config
     stem = pathlib.Path(pretrain_config).stem
-    name = stem + (f"-{args.out.name}" if args.finetune_set else "")  # the docs section: one per comparison
+    random_set = args.finetune_set if args.random_finetune_set is None else args.random_finetune_set
+    # the docs section: one per comparison
+    name = stem + (f"-{args.out.name}" if args.finetune_set or random_set else "")
     markers = (f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->")
     threads = [f"train.num_threads={args.threads}"] if args.threads else []
     pretrained = args.pretrained or args.out / "pretrain"
@@ -100,10 +105,12 @@ def main() -> None:
     for label, base in (("pretrained", pretrained), ("random init", random_init)):
         target = args.out / f"finetune-{label.replace(' ', '-')}"
         if not (target / "model").is_dir():
-            run(["train", FINETUNE, f"model={base / 'model'}", f"output_dir={target}", *args.finetune_set,
+            overrides = args.finetune_set if label == "pretrained" else random_set
+            run(["train", FINETUNE, f"model={base / 'model'}", f"output_dir={target}", *overrides,
                  *threads, "--quiet"])
         m = metrics(target)
-        rows[label] = {"test": m["test.accuracy"], "validation": m["validation.accuracy"],
+        rows[label] = {"overrides": args.finetune_set if label == "pretrained" else random_set,
+                       "test": m["test.accuracy"], "validation": m["validation.accuracy"],
                        "seconds": m["train.seconds"], "curve": validation_curve(target)}
     base = ngram_baseline()
     p = metrics(pretrained)
@@ -135,7 +142,8 @@ def main() -> None:
              "fine-tuning seconds |", "|---|---|---|---|---|"]
     for label, r in rows.items():
         curve = ", ".join(f"{v:.4f}" for v in r["curve"])
-        table.append(f"| our encoder, {label} + fine-tuning | **{r['test']:.4f}** | {r['validation']:.4f} | "
+        own = f" ({', '.join(r['overrides'])})" if random_set != args.finetune_set and r["overrides"] else ""
+        table.append(f"| our encoder, {label} + fine-tuning{own} | **{r['test']:.4f}** | {r['validation']:.4f} | "
                      f"{curve} | {r['seconds']:.0f} |")
     table.append(f"| char 1-3-gram TF-IDF + logistic regression (C={base['C']}, chosen on validation) | "
                  f"**{base['test']:.4f}** | {base['validation']:.4f} | | {base['seconds']:.0f} (fit, all C) |")
@@ -143,7 +151,10 @@ def main() -> None:
     over = 100 * (rows["pretrained"]["test"] - base["test"])
     config_flag = "" if pretrain_config == "configs/chinese-encoder.yaml" else f" --config {pretrain_config}"
     sets = "".join(f" {s}" for s in args.finetune_set)
+    random_sets = "".join(f" {s}" for s in random_set)
     config_flag += "".join(f" --finetune-set {s}" for s in args.finetune_set)
+    if args.random_finetune_set is not None:
+        config_flag += "".join(f" --random-finetune-set {s}" for s in random_set)
     where = args.out.resolve()
     out = str(where.relative_to(REPO)) if where.is_relative_to(REPO) else str(where)
     section = "\n".join([
@@ -172,7 +183,8 @@ def main() -> None:
         "# which runs:",
         f"tuneforge pretrain {pretrain_config} --init-only output_dir={out}/random-init",
         f"tuneforge train {FINETUNE} model=runs/{stem}/model output_dir={out}/finetune-pretrained{sets}",
-        f"tuneforge train {FINETUNE} model={out}/random-init/model output_dir={out}/finetune-random-init{sets}",
+        f"tuneforge train {FINETUNE} model={out}/random-init/model "
+        f"output_dir={out}/finetune-random-init{random_sets}",
         "```",
         markers[1],
     ])
