@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 OTHER_RECIPES = {"serve.yaml", "airline-distill.yaml", "monitor-airline.yaml", "minilm-mlm.yaml",
                  "chinese-encoder.yaml", "chinese-encoder-small.yaml", "chinese-encoder-small-bag.yaml",
                  "chinese-encoder-words.yaml", "chinese-encoder-words-embeddings.yaml",
-                 "chinese-encoder-electra.yaml", "recommend-demo.yaml"}
+                 "chinese-encoder-electra.yaml", "chinese-encoder-transfer.yaml", "recommend-demo.yaml"}
 OTHER_RECIPES |= {"assistant-chatterbot.yaml"}  # tests/apps/assistant
 SHIPPED = sorted(p for p in [*REPO.glob("configs/**/*.yaml"), *REPO.glob("configs/**/*.yml")]
                  if p.name not in OTHER_RECIPES)

@@ -56,7 +56,8 @@ def test_heldout_slice_is_fixed_and_disjoint(tmp_path):
 
 @pytest.mark.parametrize("name", ["minilm-mlm.yaml", "chinese-encoder.yaml", "chinese-encoder-small.yaml",
                                   "chinese-encoder-small-bag.yaml", "chinese-encoder-electra.yaml",
-                                  "chinese-encoder-words.yaml", "chinese-encoder-words-embeddings.yaml"])
+                                  "chinese-encoder-words.yaml", "chinese-encoder-words-embeddings.yaml",
+                                  "chinese-encoder-transfer.yaml"])
 def test_shipped_pretrain_configs_validate(name):
     from pathlib import Path
 
