@@ -62,6 +62,11 @@ def pass_size(batch_size: int, texts: int, workers: int) -> int:
 
 
 def _one_intra_op_thread() -> None:
+    # torch sets a thread's count lazily, at its first parallel op or get_num_threads(), from the process-wide
+    # default, unless that first call already happened: without it, a pool thread whose first pass came after
+    # side_by_side() had put the caller's default back (2, say) would take 2 threads then and for good (4
+    # threads on 2 cores; a fresh clone's test saw it). So: the lazy step first, then one thread.
+    torch.get_num_threads()
     torch.set_num_threads(1)
 
 
