@@ -102,15 +102,15 @@ def main() -> None:
     if not (random_init / "model").is_dir():
         run(["pretrain", pretrain_config, f"output_dir={random_init}", "--init-only", "--quiet"])
     rows = {}
+    arm_overrides = {"pretrained": args.finetune_set, "random init": random_set}
     for label, base in (("pretrained", pretrained), ("random init", random_init)):
         target = args.out / f"finetune-{label.replace(' ', '-')}"
         if not (target / "model").is_dir():
-            overrides = args.finetune_set if label == "pretrained" else random_set
-            run(["train", FINETUNE, f"model={base / 'model'}", f"output_dir={target}", *overrides,
+            run(["train", FINETUNE, f"model={base / 'model'}", f"output_dir={target}", *arm_overrides[label],
                  *threads, "--quiet"])
         m = metrics(target)
-        rows[label] = {"overrides": args.finetune_set if label == "pretrained" else random_set,
-                       "test": m["test.accuracy"], "validation": m["validation.accuracy"],
+        rows[label] = {"overrides": arm_overrides[label], "test": m["test.accuracy"],
+                       "validation": m["validation.accuracy"],
                        "seconds": m["train.seconds"], "curve": validation_curve(target)}
     base = ngram_baseline()
     p = metrics(pretrained)

@@ -53,6 +53,20 @@ def thread_state(owner: object) -> dict[str, Any]:
     return states.setdefault(owner, {})
 
 
+class PerThread:
+    """An attribute whose value is kept per thread, in :func:`thread_state` (``mask = PerThread()`` in a class
+    body); None until the calling thread sets it."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        return self if obj is None else thread_state(obj).get(self.name)
+
+    def __set__(self, obj: object, value: Any) -> None:
+        thread_state(obj)[self.name] = value
+
+
 def pass_size(batch_size: int, texts: int, workers: int) -> int:
     """Texts per forward pass: ``batch_size``, or with ``workers`` > 1 at most ``THREAD_PASS_TEXTS`` and small
     enough that every worker gets a pass (a serving micro-batch is cut into one slice per core)."""

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from tuneforge.errors import TuneforgeError
-from tuneforge.evaluation.inference import thread_state
+from tuneforge.evaluation.inference import PerThread
 
 _MARK = "_tuneforge_mean_pooling"
 
@@ -26,24 +26,11 @@ class MeanPooling:
     ``mask`` and ``last`` are kept per thread (``tuneforge.evaluation.inference`` runs forward passes side by
     side on one model), in :func:`~tuneforge.evaluation.inference.thread_state`."""
 
+    mask: torch.Tensor | None = PerThread()  # the batch's attention mask, (B, T)
+    last: torch.Tensor | None = PerThread()  # the batch's pooled embeddings, (B, H)
+
     def __init__(self, normalize: bool) -> None:
         self.normalize = normalize
-
-    @property
-    def mask(self) -> torch.Tensor | None:
-        return thread_state(self).get("mask")
-
-    @mask.setter
-    def mask(self, value: torch.Tensor | None) -> None:
-        thread_state(self)["mask"] = value
-
-    @property
-    def last(self) -> torch.Tensor | None:
-        return thread_state(self).get("last")
-
-    @last.setter
-    def last(self, value: torch.Tensor | None) -> None:
-        thread_state(self)["last"] = value
 
     def grab_mask(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
         self.mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)

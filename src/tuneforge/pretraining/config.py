@@ -145,8 +145,9 @@ class PretrainConfig(StrictModel):
         None, description="mlm with model: only. Cross-lingual vocabulary transfer (pretraining/transfer.py): a new "
                           "tokenizer is trained on the corpus (tokenizer: applies), model:'s layers are kept and "
                           "each new token's embedding starts at the source model's embedding of its dictionary "
-                          "gloss; the masked LM then adapts the whole encoder. --init-only writes model:'s "
-                          "architecture randomly initialised with the new tokenizer (the baseline). Empty: "
+                          "gloss; the masked LM then adapts the encoder (freeze_layers: only the new embeddings "
+                          "and the MLM head). --init-only writes model:'s architecture randomly initialised with "
+                          "the new tokenizer (the baseline). Empty: "
                           "continue model: with its own vocabulary.")
     cls_bag_weight: float = Field(
         0.0, ge=0, description="mlm only: add this x a bag-of-tokens loss at the first token ([CLS]): the MLM head "

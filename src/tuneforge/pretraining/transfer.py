@@ -16,7 +16,8 @@ puts the same meaning (Minixhofer, Paischer and Rekabsaz, 2022, WECHSEL; Remy et
 * the special tokens: the source's own ([CLS] -> [CLS], ...).
 
 Tokens none of these reach keep a random row at the scale of the source's embeddings. The masked LM that follows
-(``tuneforge pretrain``'s loop, on the target corpus) then adapts the whole encoder. The output is an ordinary
+(``tuneforge pretrain``'s loop, on the target corpus) then adapts the whole encoder, or with ``freeze_layers``
+the new embeddings and the MLM head only. The output is an ordinary
 Hugging Face folder with the new tokenizer.
 
 Why our own code: transformers' ``resize_token_embeddings`` only appends rows, and peft / AdapterHub have no
@@ -160,12 +161,13 @@ def transferred_embeddings(tokenizer, source_tokenizer, source_rows: torch.Tenso
                 for role in ("cls", "sep", "pad", "mask", "unk", "bos", "eos")
                 if getattr(tokenizer, f"{role}_token_id", None) is not None
                 and getattr(source_tokenizer, f"{role}_token_id", None) is not None}
+    special_ids = set(tokenizer.all_special_ids)
     for token, index in vocab.items():
         if index in specials:
             rows[index] = source_rows[specials[index]]
             counts["special"] += 1
             continue
-        if index in tokenizer.all_special_ids:
+        if index in special_ids:
             counts["random"] += 1
             continue
         word = token[2:] if token.startswith("##") and len(token) > 2 else token
