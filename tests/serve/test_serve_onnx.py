@@ -43,3 +43,13 @@ def test_engine_torch_refuses_an_onnx_folder_and_onnx_a_run_folder(onnx_export, 
         load_models([str(onnx_export)], engine="torch")
     with pytest.raises(TuneforgeError, match="holds no .onnx model.*--format onnx"):
         load_models([tiny_runs["sentiment-lora"]], engine="onnx")
+
+
+def test_num_threads_limits_an_onnx_export_too(onnx_export):
+    """serve's num_threads reaches onnxruntime: one thread runs one pass at a time (default: one per core)."""
+    from tuneforge.onnx.runtime import cpu_cores
+    from tuneforge.serve.engine import load_models
+
+    one = load_models([str(onnx_export)], threads=1)[onnx_export.name].predictor
+    assert one.workers == 1
+    assert load_models([str(onnx_export)])[onnx_export.name].predictor.workers == cpu_cores()

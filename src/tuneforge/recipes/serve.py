@@ -75,7 +75,7 @@ def serve(run_dirs: Sequence[str], config: str | Path | None = None, overrides: 
             import torch
 
             torch.set_num_threads(cfg.num_threads)
-        models = load_models(specs, cfg.engine, cfg.precision)
+        models = load_models(specs, cfg.engine, cfg.precision, cfg.num_threads)
         app = create_app(models, cfg, keys)
         port = sock.getsockname()[1]
         listing = ", ".join(f"{n} ({m.engine}, {m.load_seconds:.1f} s)" for n, m in models.items())

@@ -62,7 +62,9 @@ class ServeConfig(StrictModel):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="PyTorch engine: auto uses bf16 autocast where the CPU has bf16 units (AMX, "
                             "AVX-512 BF16), fp32 elsewhere.")
-    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
+    num_threads: int | None = Field(
+        None, ge=1, description="CPU threads for inference, torch runs and ONNX exports alike (default: every core "
+                                "this process may use).")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys.")
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig, description="Per-key rate limit.")
     limits: LimitsConfig = Field(default_factory=LimitsConfig, description="Request size limits.")

@@ -79,11 +79,15 @@ def _info(predictor: Any, engine: str) -> dict[str, str]:
             "method": str(getattr(getattr(config, "method", None), "name", "") or "")}
 
 
-def load_models(specs: Sequence[str], engine: str = "auto", precision: str = "auto") -> dict[str, ServedModel]:
-    """Load, group by backbone, and warm up every run; errors name the folder and the fix."""
+def load_models(specs: Sequence[str], engine: str = "auto", precision: str = "auto",
+                threads: int | None = None) -> dict[str, ServedModel]:
+    """Load, group by backbone, and warm up every run; errors name the folder and the fix. ``threads``: the
+    cores ONNX exports may use (serve's ``num_threads``; default every core). Torch runs use torch's thread
+    count, which serve sets from the same field before loading."""
     import tuneforge
     from tuneforge.config import TrainConfig, load_config
     from tuneforge.models.backbones import resolve_model
+    from tuneforge.onnx.runtime import OnnxRun
 
     named = parse_run_specs(specs)
     for name, path in named.items():
@@ -117,7 +121,7 @@ def load_models(specs: Sequence[str], engine: str = "auto", precision: str = "au
                                        **_info(run, f"torch-{run.precision}"))
     for name, path in onnx.items():
         start = time.perf_counter()
-        predictor = tuneforge.load(path)
+        predictor = OnnxRun.load(path, threads=threads)  # onnxruntime's threads are its own, not torch's
         seconds = time.perf_counter() - start
         variant = "int8" if "int8" in str(getattr(predictor, "file", "")) else "fp32"
         served[name] = ServedModel(name, predictor, path=str(path), load_seconds=seconds + warm_up(predictor),
