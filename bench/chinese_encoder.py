@@ -168,8 +168,9 @@ def main() -> None:
         f"and is **{over:+.1f} points** against the n-gram baseline (bar: >= +3 and > 0).",
         "",
         f"Pretraining run ({pretrain_config}): {size}, "
-        f"{p['train.steps']:,} steps over {p['train.tokens']:,} tokens (one epoch of the corpus, repeats included: "
-        f"{p['corpus.train_tokens']:,} tokens in {p['corpus.train_sequences']:,} sequences), "
+        f"{p['train.steps']:,} steps over {p['train.tokens']:,} tokens "
+        f"({p['train.tokens'] / p['corpus.train_tokens']:.2f} passes over the corpus of "
+        f"{p['corpus.train_tokens']:,} tokens in {p['corpus.train_sequences']:,} sequences, repeats included), "
         f"**{p['train.seconds'] / 60:.1f} minutes** of training "
         f"({p['wall_seconds'] / 60:.1f} wall, with loading and evaluation), {p['train.tokens_per_second']:.0f} "
         f"tokens/s, precision {p['train.precision']}; {learned}. Load average when this table was written: "
