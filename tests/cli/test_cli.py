@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,6 +159,28 @@ def test_predict_input_file_to_output_file(cli, trained, tmp_path, suffix):
     assert [r["label"] for r in ops] == [r["label"] for r in rows]
     for a, b in zip(ops, rows):
         assert all(abs(a["scores"][k] - b["scores"][k]) < 1e-5 for k in LABELS)
+
+
+def test_predict_input_is_read_with_the_runs_text_column(cli, trained, tmp_path):
+    """A run trained with data.text_column=review predicts on a file with that column, as eval reads it."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained[1], run_dir)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    config["data"]["text_column"] = "review"
+    write_config(run_dir / "config.yaml", config)
+    source = tmp_path / "in.csv"
+    source.write_text("id,review\n1,late bag again\n2,friendly crew\n", encoding="utf-8")
+    code, out, err = cli("predict", run_dir, "--input", source)
+    assert code == 0, err
+    assert [json.loads(line)["text"] for line in out.splitlines()] == ["late bag again", "friendly crew"]
+
+
+def test_predict_txt_input_drops_a_byte_order_mark(cli, trained, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_bytes("\ufefflate bag\r\nfriendly crew\r\n".encode())  # Notepad: BOM, CRLF
+    code, out, err = cli("predict", trained[1], "--input", source)
+    assert code == 0, err
+    assert [json.loads(line)["text"] for line in out.splitlines()] == ["late bag", "friendly crew"]
 
 
 def test_eval_prints_accuracy_and_writes_metrics(cli, trained, tiny_data, tmp_path):
@@ -328,6 +351,22 @@ def case_predict_without_texts(tmp_path, cfg, run_dir):
 
 def case_predict_with_an_unknown_parallel_mode(tmp_path, cfg, run_dir):
     return ["predict", run_dir, "--text", "hi", "--parallel", "cores"], ['parallel "cores"', '"batches"', '"ops"']
+
+
+def case_predict_input_txt_not_utf8(tmp_path, cfg, run_dir):
+    path = tmp_path / "texts.txt"
+    path.write_bytes("late flight\ncaf\u00e9 crew\n".encode("latin-1"))
+    return ["predict", run_dir, "--input", path], [str(path), "line 2", "not UTF-8"]
+
+
+def case_predict_output_is_a_folder(tmp_path, cfg, run_dir):
+    return ["predict", run_dir, "--text", "hi", "--output", tmp_path], [str(tmp_path), "is a folder"]
+
+
+def case_predict_input_without_the_runs_text_column(tmp_path, cfg, run_dir):
+    path = tmp_path / "in.csv"
+    path.write_text("review\nlate flight\n", encoding="utf-8")
+    return ["predict", run_dir, "--input", path], [str(path), 'no column "text"']
 
 
 def case_eval_file_missing(tmp_path, cfg, run_dir):

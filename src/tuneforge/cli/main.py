@@ -140,15 +140,50 @@ def tune(
               f"train it with: tuneforge train {result.best_config}")
 
 
-def _read_input_texts(path: Path) -> list[str]:
-    """Texts from a .jsonl/.csv/.tsv (column ``text``) or a plain .txt file (one text per line)."""
+def _read_input_texts(path: Path, text_column: str = "text", text_pair_column: str | None = None
+                      ) -> tuple[list[str], list[str | None] | None]:
+    """Texts (and second texts, for a pair run) from a .jsonl/.json/.csv/.tsv file, read with the run's own
+    ``text_column`` and ``text_pair_column``, or a plain .txt file (one text per line, UTF-8)."""
     from tuneforge.data import read_examples
+    from tuneforge.data.formats import read_text
 
     if not path.exists():
         raise TuneforgeError(f"--input {path.resolve()} does not exist.")
-    if path.suffix == ".txt":
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [e.text for e in read_examples(path, require_label=False)]
+    if path.suffix.lower() == ".txt":
+        if text_pair_column is not None:
+            raise TuneforgeError(f'--input {path}: this run classifies pairs of texts ("{text_column}" and '
+                                 f'"{text_pair_column}"); a .txt file holds one text per line. Give a .jsonl, '
+                                 f".csv or .tsv file with both columns.")
+        text = read_text(path, str(path))  # UTF-8 (a BOM dropped), or an error naming the line
+        return [line.strip() for line in text.splitlines() if line.strip()], None
+    examples = read_examples(path, text_column=text_column, text_pair_column=text_pair_column,
+                             require_label=False)
+    return [e.text for e in examples], ([e.text_pair for e in examples] if text_pair_column else None)
+
+
+def _run_columns(run_dir: Path) -> tuple[str, str | None]:
+    """The run's ``data.text_column`` and ``data.text_pair_column`` from its config.yaml, without loading the
+    model (so a bad --input fails fast); the defaults when the folder has no readable config (loading the run
+    then says what is wrong with it)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        config = None
+    data = config.get("data") if isinstance(config, dict) else None
+    data = data if isinstance(data, dict) else {}
+    return str(data.get("text_column") or "text"), data.get("text_pair_column") or None
+
+
+def _check_output_file(output: Path) -> None:
+    """Fail before any work when ``--output`` cannot be written as a file."""
+    if output.is_dir():
+        raise TuneforgeError(f"--output {output} is a folder; give a file path such as {output / 'predictions.jsonl'}.")
+    blocked = next((parent for parent in output.parents if parent.exists() and not parent.is_dir()), None)
+    if blocked is not None:
+        raise TuneforgeError(f"--output {output}: {blocked} is a file, so it cannot hold a folder. Choose "
+                             "another path.")
 
 
 PARALLEL_HELP = ("How the CPU cores are used: batches (one forward pass per core side by side, one thread each; "
@@ -160,7 +195,7 @@ def predict(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
     text: Annotated[Optional[list[str]], typer.Option("--text", "-t", help="A text to classify (repeatable).")] = None,
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="File of texts: .txt (one per line), "
-                                                                       ".jsonl/.csv/.tsv (column text).")] = None,
+                                                                       ".jsonl/.csv/.tsv (run's text column).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write JSON lines here instead of "
                                                                          "stdout.")] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
@@ -169,16 +204,27 @@ def predict(
     """Classify texts: one JSON line per text with its label and scores (token classification: its entities
     with character offsets)."""
     from tuneforge.run import load
+    from tuneforge.training.checkpoint import write_atomic_text
 
     if not text and input is None:
         raise TuneforgeError("Give texts with --text T (repeatable) or a file with --input FILE.")
-    texts = list(text or []) + (_read_input_texts(input) if input is not None else [])
+    if output is not None:
+        _check_output_file(output)
+    texts = list(text or [])
+    pairs: list[str | None] | None = None
+    if input is not None:  # read with the run's own columns: the file it was trained on works as it is
+        read, read_pairs = _read_input_texts(input, *_run_columns(run_dir))
+        pairs = [None] * len(texts) + read_pairs if read_pairs is not None else None
+        texts += read
     run = load(run_dir, parallel=parallel)
-    predictions = run.predict(texts, batch_size=batch_size)
-    lines = [json.dumps({"text": t, **p}, ensure_ascii=False) for t, p in zip(texts, predictions)]
+    predictions = run.predict(texts, pairs, batch_size=batch_size) if pairs is not None \
+        else run.predict(texts, batch_size=batch_size)
+    rows = [{"text": t, **({"text_pair": pairs[i]} if pairs is not None else {}), **p}
+            for i, (t, p) in enumerate(zip(texts, predictions))]
+    lines = [json.dumps(row, ensure_ascii=False) for row in rows]
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_atomic_text(output, "\n".join(lines) + "\n")  # an existing file is replaced whole, never cut short
         err.print(f"wrote {len(lines)} predictions to {output}")
     else:
         sys.stdout.write("\n".join(lines) + "\n")
@@ -318,7 +364,7 @@ def explain(
     run_dir: Annotated[Path, typer.Argument(help="A finished classification run folder (any method).")],
     text: Annotated[Optional[list[str]], typer.Option("--text", "-t", help="A text to explain (repeatable).")] = None,
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="File of texts: .txt (one per line), "
-                                                                       ".jsonl/.csv/.tsv (column text).")] = None,
+                                                                       ".jsonl/.csv/.tsv (run's text column).")] = None,
     label: Annotated[Optional[str], typer.Option(help="Explain this label instead of the predicted one.")] = None,
     steps: Annotated[int, typer.Option(help="Integration steps: more make the scores add up more exactly.")] = 50,
     html: Annotated[Optional[Path], typer.Option(help="Write a page with the texts highlighted here.")] = None,
@@ -332,7 +378,7 @@ def explain(
 
     if not text and input is None:
         raise TuneforgeError("Give texts with --text T (repeatable) or a file with --input FILE.")
-    texts = list(text or []) + (_read_input_texts(input) if input is not None else [])
+    texts = list(text or []) + (_read_input_texts(input, _run_columns(run_dir)[0])[0] if input is not None else [])
     explanations = explain_recipe(run_dir, texts, label=label, steps=steps, html=html, png=png,
                                   progress=not quiet)
     lines = [json.dumps(e.to_dict(), ensure_ascii=False) for e in explanations]
