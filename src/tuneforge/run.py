@@ -204,10 +204,9 @@ def evaluate_examples(run: Any, examples: Sequence[Example], batch_size: int = 6
     """Metrics of anything with ``labels`` and ``predict_proba`` (a :class:`Run`, an ONNX export)."""
     from tuneforge.evaluation.metrics import classification_metrics, mean_loss
 
-    unknown = sorted({e.label for e in examples if e.label not in run.labels})
-    if unknown:
-        raise TuneforgeError(f"Labels {unknown} were never seen in training; this run knows "
-                             f"{run.labels}. Remove those examples or map them to known labels.")
+    from tuneforge.data.validate import check_known_labels
+
+    check_known_labels(examples, run.labels)
     probs = run.predict_proba(examples, batch_size=batch_size)
     y_true = [run.labels.index(e.label) for e in examples]
     metrics = classification_metrics(y_true, probs.argmax(-1).tolist(), run.labels)

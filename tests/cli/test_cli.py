@@ -375,7 +375,7 @@ def case_eval_file_missing(tmp_path, cfg, run_dir):
 
 def case_eval_label_unknown_to_the_run(tmp_path, cfg, run_dir):
     path = _jsonl(tmp_path / "other.jsonl", [{"text": "late", "label": "angry"}])
-    return ["eval", run_dir, path], ["angry", "never seen in training"]
+    return ["eval", run_dir, path], [str(path), '1 example(s) labelled "angry"', "never seen in training"]
 
 
 def case_resume_a_finished_run(tmp_path, cfg, run_dir):

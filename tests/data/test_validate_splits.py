@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tuneforge.data import DatasetSplits, Example, labels_from_train, validate_splits
+from tuneforge.data.validate import check_known_labels
 from tuneforge.errors import TuneforgeError
 
 WHERE = {"train": "data/train.csv", "validation": "data/dev.csv", "test": "data/test.csv"}
@@ -74,3 +75,34 @@ def test_labels_from_train_sorts_integers_numerically() -> None:
     assert labels_from_train(examples("10", "2", "-1", "2")) == ["-1", "2", "10"]
     assert labels_from_train(examples("pos", "neg", "10")) == ["10", "neg", "pos"]
     assert labels_from_train([Example("x")]) == []
+
+
+# --- check_known_labels: what a finished run can score (tuneforge eval, Run.evaluate, ensemble) ---------------
+
+
+def known_labels_error(items: list[Example], labels: list[str], source: str = "data/new.csv") -> str:
+    with pytest.raises(TuneforgeError) as caught:
+        check_known_labels(items, labels, source)
+    return str(caught.value)
+
+
+def test_known_labels_pass() -> None:
+    check_known_labels(examples("neg", "pos", "neg"), ["neg", "pos"], "data/new.csv")
+
+
+def test_unknown_labels_name_the_file_count_and_spelling() -> None:
+    message = known_labels_error(examples("neg", "Pos", "Pos", "angry"), ["neg", "pos"])
+    assert message.startswith("data/new.csv: ")
+    assert '2 example(s) labelled "Pos"' in message and 'Did you mean "pos"?' in message
+    assert '1 example(s) labelled "angry"' in message
+
+
+def test_class_numbers_against_named_labels_show_the_run_order() -> None:
+    message = known_labels_error(examples("0", "1", "2", "0"), ["negative", "neutral", "positive"])
+    assert '0 = "negative", 1 = "neutral", 2 = "positive"' in message
+
+
+def test_an_unlabelled_example_is_reported_not_a_crash() -> None:
+    # None among the unknown labels used to reach sorted() next to strings: a TypeError
+    message = known_labels_error([Example("a"), *examples("angry")], ["neg", "pos"])
+    assert "1 example(s) have no label" in message and '"angry"' in message

@@ -274,6 +274,7 @@ def evaluate(
     """Evaluate a run on a labelled file: accuracy, macro-F1, per-class scores, confusion matrix, slices (--by);
     token classification: entity precision, recall and F1, overall and per type."""
     from tuneforge.data import read_examples
+    from tuneforge.data.validate import check_known_labels
     from tuneforge.evaluation.plots import plot_confusion
     from tuneforge.evaluation.slices import evaluate_slices
     from tuneforge.recipes.runfolder import flatten, write_json
@@ -288,6 +289,7 @@ def evaluate(
     d = run.config.data
     examples = read_examples(file, text_column=d.text_column, text_pair_column=d.text_pair_column,
                              label_column=d.label_column)
+    check_known_labels(examples, run.labels, str(file))
     sliced = evaluate_slices(run, examples, by) if by else None
     metrics = flatten("", {"eval": sliced["overall"] if sliced else run.evaluate(examples)})
     metrics["eval.file"] = str(file)

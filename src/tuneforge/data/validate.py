@@ -79,5 +79,30 @@ def validate_splits(splits: DatasetSplits, *, where: dict[str, str] | None = Non
         raise_problems(f"The dataset {splits.name!r} cannot be used for training:", problems)
 
 
+def check_known_labels(examples: Iterable[Example], labels: list[str], source: str = "the examples") -> None:
+    """Raise one error when an example cannot be scored by a model that knows ``labels``: a label it never saw
+    in training (with the count, a close spelling, and the class order when the file holds class numbers),
+    or no label at all. ``source`` names the file in the message."""
+    counts = Counter(example.label for example in examples)
+    problems = []
+    missing = counts.pop(None, 0)
+    if missing:
+        problems.append(f"{missing} example(s) have no label; evaluation needs the gold label of each example.")
+    unknown = sorted(label for label in counts if label not in labels)
+    numbers = bool(unknown) and all(_INTEGER.fullmatch(label) for label in counts) and not all(
+        _INTEGER.fullmatch(label) for label in labels)
+    for label in unknown:
+        near = closest(label, labels) or next((known for known in labels if known.lower() == label.lower()), None)
+        typo = f' Did you mean "{near}"?' if near and not numbers else ""
+        problems.append(f'{counts[label]} example(s) labelled "{label}", a label never seen in training (the run '
+                        f"knows {_quoted(labels)}).{typo} Fix the label, or remove those examples.")
+    if numbers:
+        order = ", ".join(f'{i} = "{label}"' for i, label in enumerate(labels))
+        problems.append(f"the labels are all numbers but the run's are names; if they are class numbers, write "
+                        f"the names instead (the run's order: {order}).")
+    if problems:
+        raise_problems(f"{source}: labels the run cannot score; nothing was evaluated:", problems)
+
+
 def _quoted(labels: Iterable[str]) -> str:
     return ", ".join(f'"{label}"' for label in labels)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tuneforge.data.records import Example
+from tuneforge.data.validate import check_known_labels
 from tuneforge.errors import TuneforgeError, did_you_mean
 
 LENGTH = "length"
@@ -85,10 +86,7 @@ def evaluate_slices(run: Any, examples: Sequence[Example], by: str | Sequence[st
 
     fields = [by] if isinstance(by, str) else list(by)
     keys = {field: slice_keys(examples, field, getattr(run, "tokenizer", None)) for field in fields}
-    unknown = sorted({e.label for e in examples if e.label not in run.labels})
-    if unknown:
-        raise TuneforgeError(f"Labels {unknown} were never seen in training; this run knows "
-                             f"{run.labels}. Remove those examples or map them to known labels.")
+    check_known_labels(examples, run.labels)
     probs = run.predict_proba(list(examples), batch_size=batch_size)
     y_true = [run.labels.index(e.label) for e in examples]
     y_pred = probs.argmax(-1).tolist()

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tuneforge.data.records import Example
+from tuneforge.data.validate import check_known_labels
 from tuneforge.errors import TuneforgeError
 
 console = Console(stderr=True)
@@ -158,10 +159,7 @@ def ensemble(run_dirs: Sequence[str | Path], data: str | Path | Sequence[Example
     if folder is not None and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise TuneforgeError(f"output folder {folder} exists and is not empty; choose another with --output-dir.")
     examples, source = _examples(paths, data)
-    unknown = sorted({e.label for e in examples if e.label not in labels})
-    if unknown:
-        raise TuneforgeError(f"{source}: labels {unknown} were never seen in training; these runs know {labels}. "
-                             "Remove those examples or map them to known labels.")
+    check_known_labels(examples, labels, source)
     y_true = [labels.index(e.label) for e in examples]
 
     def score(probs: np.ndarray) -> dict[str, Any]:
