@@ -114,8 +114,8 @@ def test_malformed_json_line(tmp_path: Path) -> None:
 
 
 def test_json_value_that_is_not_an_object(tmp_path: Path) -> None:
-    path = write(tmp_path, "train.jsonl", '["a", "x"]\n')
-    assert "train.jsonl line 1: expected a JSON object, got a list" in error_of(path)
+    path = write(tmp_path, "train.jsonl", '{"text": "a", "label": "x"}\n"b"\n')
+    assert 'train.jsonl line 2: expected a JSON object, got a string ("b")' in error_of(path)
 
 
 def test_json_list_item_errors_point_at_their_line(tmp_path: Path) -> None:
@@ -242,3 +242,21 @@ def test_semicolon_separated_csv_names_the_separator(tmp_path: Path) -> None:
     message = error_of(path)
     assert "train.csv line 1: the header is one column ('text;label')" in message
     assert "separated by ';'" in message
+
+
+def test_semicolon_separated_csv_is_one_problem_not_a_column_per_row(tmp_path: Path) -> None:
+    # The missing "text"/"label" columns and the rows with a comma in their text only repeat that mistake
+    # (and suggested text_column="text;label").
+    path = write(tmp_path, "train.csv", "text;label\ngood, really;1\nbad;0\nfine, fine, fine;1\n")
+    message = error_of(path)
+    assert "1 problem(s)" in message and "separated by ';'" in message
+    assert "text_column" not in message
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_json_list_saved_as_jsonl_says_rename_it(tmp_path: Path, indent: int | None) -> None:
+    rows = [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}]
+    path = write(tmp_path, "train.jsonl", json.dumps(rows, indent=indent) + "\n")
+    message = error_of(path)
+    assert "1 problem(s)" in message  # pretty-printed: was one "not valid JSON" per line
+    assert "train.jsonl line 1: the file is one JSON list" in message and "Rename it to .json" in message

@@ -86,6 +86,12 @@ def parse_json_lines(text: str, shown: str, hint: str) -> RawRows:
             )
             continue
         _check_object(number, value, shown, hint, rows)
+    if rows.problems and text.lstrip().startswith("["):
+        # A JSON list saved as .jsonl: one message, not one per line of a pretty-printed list.
+        listed = parse_json(text, shown, hint)
+        return RawRows(problems=[
+            f"{shown} line 1: the file is one JSON list [...], not one JSON object per line. Rename it to .json "
+            "(a list of objects is read from .json files), or write one object per line.", *listed.problems])
     return rows
 
 
@@ -193,7 +199,11 @@ def parse_delimited(text: str, shown: str, delimiter: str) -> RawRows:
             if rows.columns is None:
                 rows.columns = [name.strip() for name in record]
                 rows.header_line = start
-                rows.problems += _header_problems(rows.columns, shown, start, delimiter)
+                separator = _separator_problem(rows.columns, shown, start, delimiter)
+                if separator is not None:
+                    # Another separator: every column and row check would only repeat this one mistake.
+                    return RawRows(problems=[separator])
+                rows.problems += _header_problems(rows.columns, shown, start)
                 continue
             if len(record) != len(rows.columns):
                 fix = (
@@ -217,21 +227,24 @@ def parse_delimited(text: str, shown: str, delimiter: str) -> RawRows:
     return rows
 
 
-def _header_problems(columns: list[str], shown: str, line: int, delimiter: str) -> list[str]:
-    problems = []
+def _header_problems(columns: list[str], shown: str, line: int) -> list[str]:
     duplicates = sorted({name for name in columns if columns.count(name) > 1})
     if duplicates:
-        problems.append(
+        return [
             f"{shown} line {line}: the header repeats the column(s) {', '.join(duplicates)}; "
             "give every column a distinct name."
-        )
-    # A one-column header holding another separator: Excel in many locales saves CSV with ";".
+        ]
+    return []
+
+
+def _separator_problem(columns: list[str], shown: str, line: int, delimiter: str) -> str | None:
+    """A one-column header holding another separator: Excel in many locales saves CSV with ";"."""
     others = [sep for sep in (";", "\t", ",", "|") if sep != delimiter and sep in columns[0]]
-    if len(columns) == 1 and others:
-        expected = "a tab" if delimiter == "\t" else "a comma"
-        problems.append(
-            f"{shown} line {line}: the header is one column ({columns[0]!r}); the file seems "
-            f"separated by {others[0]!r}, not {expected}. Save it with {expected} between columns "
-            "(or use .csv for commas, .tsv for tabs)."
-        )
-    return problems
+    if len(columns) != 1 or not others:
+        return None
+    expected = "a tab" if delimiter == "\t" else "a comma"
+    return (
+        f"{shown} line {line}: the header is one column ({columns[0]!r}); the file seems "
+        f"separated by {others[0]!r}, not {expected}. Save it with {expected} between columns "
+        "(or use .csv for commas, .tsv for tabs)."
+    )
