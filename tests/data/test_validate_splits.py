@@ -106,3 +106,16 @@ def test_an_unlabelled_example_is_reported_not_a_crash() -> None:
     # None among the unknown labels used to reach sorted() next to strings: a TypeError
     message = known_labels_error([Example("a"), *examples("angry")], ["neg", "pos"])
     assert "1 example(s) have no label" in message and '"angry"' in message
+
+
+def test_a_label_written_in_several_cases_is_reported_not_split_into_classes() -> None:
+    # "positive" / "Positive" / "POSITIVE" trained as three classes without a word before
+    train = examples("positive", "Positive", "negative", "positive", "POSITIVE", "negative")
+    message = error_of(splits(train, examples("negative"), examples("positive")))
+    assert "data/train.csv) writes one label 3 ways" in message
+    assert '"positive" (2 examples), "POSITIVE" (1 example), "Positive" (1 example)' in message
+
+
+def test_a_validation_label_in_another_case_suggests_the_train_spelling() -> None:
+    message = error_of(splits(examples("pos", "neg"), examples("NEG"), examples("pos")))
+    assert 'labelled "NEG"' in message and 'Did you mean "neg"?' in message

@@ -53,6 +53,7 @@ def validate_splits(splits: DatasetSplits, *, where: dict[str, str] | None = Non
             "examples of at least two classes. Check label_column, or add examples of the other "
             "classes."
         )
+    problems += _spelling_problems(train_counts, f"the train split{source['train']}")
     known = set(splits.labels)
     if splits.labels and (unlisted := [label for label in train_counts if label not in known]):
         problems.append(
@@ -67,7 +68,7 @@ def validate_splits(splits: DatasetSplits, *, where: dict[str, str] | None = Non
         for label, count in counts.items():
             if label in train_counts or not splits.train:
                 continue
-            near = closest(label, train_counts)
+            near = _near(label, train_counts)
             typo = f' Did you mean "{near}"?' if near else ""
             problems.append(
                 f'the {name} split{source[name]} has {count} example(s) labelled "{label}", a '
@@ -92,7 +93,7 @@ def check_known_labels(examples: Iterable[Example], labels: list[str], source: s
     numbers = bool(unknown) and all(_INTEGER.fullmatch(label) for label in counts) and not all(
         _INTEGER.fullmatch(label) for label in labels)
     for label in unknown:
-        near = closest(label, labels) or next((known for known in labels if known.lower() == label.lower()), None)
+        near = _near(label, labels)
         typo = f' Did you mean "{near}"?' if near and not numbers else ""
         problems.append(f'{counts[label]} example(s) labelled "{label}", a label never seen in training (the run '
                         f"knows {_quoted(labels)}).{typo} Fix the label, or remove those examples.")
@@ -104,5 +105,34 @@ def check_known_labels(examples: Iterable[Example], labels: list[str], source: s
         raise_problems(f"{source}: labels the run cannot score; nothing was evaluated:", problems)
 
 
+def _near(label: str, labels: Iterable[str]) -> str | None:
+    """The label the user probably meant: the same one in another case ("Positive"), else a close spelling."""
+    labels = list(labels)
+    same = next((known for known in labels if known.casefold() == label.casefold()), None)
+    return same or closest(label, labels)
+
+
+def _spelling_problems(counts: Counter[str | None], where: str) -> list[str]:
+    """Labels that differ only in case ("positive", "Positive"): exact strings are classes, so each spelling
+    would silently become a class of its own."""
+    spellings: dict[str, list[str]] = {}
+    for label in counts:
+        if label is not None:
+            spellings.setdefault(label.casefold(), []).append(label)
+    problems = []
+    for variants in spellings.values():
+        if len(variants) > 1:
+            variants.sort(key=lambda label: (-counts[label], label))
+            listed = ", ".join(f'"{label}" ({_examples(counts[label])})' for label in variants)
+            problems.append(f"{where} writes one label {len(variants)} ways: {listed}. Labels are compared "
+                            f"exactly, so these would be {len(variants)} different classes; write the label one way "
+                            f'(e.g. "{variants[0]}" everywhere).')
+    return problems
+
+
 def _quoted(labels: Iterable[str]) -> str:
     return ", ".join(f'"{label}"' for label in labels)
+
+
+def _examples(count: int) -> str:
+    return f"{count} example" + ("" if count == 1 else "s")
