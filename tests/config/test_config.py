@@ -237,6 +237,14 @@ def test_error_in_an_override_does_not_blame_a_line_of_the_file(tmp_path):
     assert "line 9" not in problem, f"the file's line 9 holds a valid value; the override is at fault: {problem}"
 
 
+@pytest.mark.parametrize(("override", "unknown"), [("trian.epochs=1", "trian"), ("data.foo.bar=1", "data.foo")])
+def test_an_override_that_creates_an_unknown_section_is_named(tmp_path, override, unknown):
+    # The unknown key is the section the override created, not line 3 ("data:") of the file.
+    message = config_error(path=write(tmp_path, VALID_LINES), overrides=[override])
+    assert f'override "{override}": unknown key "{unknown}"' in message
+    assert "line 3" not in message
+
+
 def test_overrides_never_change_the_callers_mapping():
     data = {"name": "x", "model": "minilm", "data": {"dataset": "airline-sentiment"},
             "method": {"name": "lora"}, "train": {"epochs": 3}}

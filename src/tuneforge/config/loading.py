@@ -164,7 +164,7 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
     for err in exc.errors():
         loc, section = _walk(model, tuple(err["loc"]))
         dotted = ".".join(str(p) for p in loc)
-        override = _override_for(loc, overrides or [])
+        override = _override_for(loc, overrides or [], unknown=err["type"] == "extra_forbidden")
         line = None if override else _line_of(node, loc)
         where = f'override "{override}": ' if override else (f"line {line}, " if line else "")
         if err["type"] == "extra_forbidden":
@@ -191,13 +191,14 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
                           problems)
 
 
-def _override_for(loc: tuple[Any, ...], overrides: list[str]) -> str | None:
-    """The last override that set ``loc`` (or a section above it), if any."""
+def _override_for(loc: tuple[Any, ...], overrides: list[str], unknown: bool = False) -> str | None:
+    """The last override that set ``loc`` (or a section above it), if any. For an ``unknown`` key, also one
+    that set a key below it: ``trian.epochs=1`` created the unknown section ``trian``."""
     dotted = ".".join(str(p) for p in loc)
     found = None
     for item in overrides:
-        key = item.split("=", 1)[0].strip()
-        if dotted == key or dotted.startswith(key + "."):
+        key = ".".join(p for p in item.split("=", 1)[0].strip().split(".") if p)
+        if dotted == key or dotted.startswith(key + ".") or (unknown and key.startswith(dotted + ".")):
             found = item
     return found
 
