@@ -74,6 +74,15 @@ def test_full_fine_tuning_beats_chance(run):
     assert run.metrics["test.accuracy"] > 0.5  # three balanced classes: chance is 1/3
 
 
+def test_predict_rejects_items_that_are_not_text(run):
+    # They were classified as the texts "None", "nan" and "['a']" without a word.
+    with pytest.raises(tuneforge.TuneforgeError) as caught:
+        run.predict(["late", None, float("nan"), ["a"]])
+    message = str(caught.value)
+    assert "3 item(s) are not" in message
+    assert "texts[1] = None (NoneType)" in message and "texts[2] = nan (float)" in message and "texts[3]" in message
+
+
 def test_evaluate_rejects_labels_the_run_never_saw(run):
     with pytest.raises(tuneforge.TuneforgeError, match='labelled "angry", a label never seen'):
         run.evaluate([Example(text="late", label="angry")])

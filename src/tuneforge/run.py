@@ -219,12 +219,20 @@ def _as_examples(texts: Sequence[str] | Sequence[Example], pairs: Sequence[str] 
         raise TypeError("predict() takes a list of texts; wrap a single text as [text]")
     if pairs is not None and len(pairs) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(pairs)} text pairs")
+    bad = [(f"texts[{i}]", item) for i, item in enumerate(texts) if not isinstance(item, (str, Example))]
+    bad += [(f"text_pairs[{i}]", pair) for i, pair in enumerate(pairs or [])
+            if pair is not None and not isinstance(pair, str)]
+    if bad:  # None, a pandas NaN or a list would be classified as the text "None", "nan", "['a']"
+        shown = ", ".join(f"{where} = {item!r:.40} ({type(item).__name__})" for where, item in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise TuneforgeError(f"predict() takes texts as strings; {len(bad)} item(s) are not: {shown}{more}. Drop "
+                             "the missing ones (None, NaN) or convert them with str() if they are meant as text.")
     out = []
     for i, item in enumerate(texts):
         if isinstance(item, Example):
             out.append(item)
         else:
-            out.append(Example(text=str(item), text_pair=pairs[i] if pairs is not None else None))
+            out.append(Example(text=item, text_pair=pairs[i] if pairs is not None else None))
     return out
 
 
