@@ -245,6 +245,15 @@ def test_an_override_that_creates_an_unknown_section_is_named(tmp_path, override
     assert "line 3" not in message
 
 
+def test_overrides_given_as_one_string_are_an_error_not_split_into_characters(tmp_path):
+    message = config_error(path=write(tmp_path, VALID_LINES), overrides="train.epochs=2")
+    assert 'got the string "train.epochs=2". Write ["train.epochs=2"]' in message  # was: Override "t" ...
+
+
+def test_a_config_that_is_not_a_path_or_mapping(tmp_path):
+    assert "got int 42" in config_error(path=42)  # was a TypeError from Path(42)
+
+
 def test_overrides_never_change_the_callers_mapping():
     data = {"name": "x", "model": "minilm", "data": {"dataset": "airline-sentiment"},
             "method": {"name": "lora"}, "train": {"epochs": 3}}

@@ -206,6 +206,12 @@ def _override_for(loc: tuple[Any, ...], overrides: list[str], unknown: bool = Fa
 def load_config(model: type[M], path: str | Path | None = None, overrides: list[str] | None = None,
                 data: dict[str, Any] | None = None) -> M:
     """Validate a config from a YAML file and/or a mapping, then apply overrides."""
+    if isinstance(overrides, str):  # list("train.epochs=1") would be overrides "t", "r", ...
+        raise TuneforgeError(f'overrides must be a list of "key=value" strings; got the string "{overrides}". '
+                             f'Write ["{overrides}"].')
+    if path is not None and not isinstance(path, (str, Path)):
+        raise TuneforgeError(f"the config must be a YAML path, a mapping or a {model.__name__}; got "
+                             f"{type(path).__name__} {path!r:.60}.")
     node = None
     source = "config"
     merged: dict[str, Any] = {}
