@@ -68,6 +68,9 @@ class Run:
         if not (run_dir / "config.yaml").exists() or not model_dir.is_dir():
             status = read_json(run_dir / "run.json").get("status", "unknown") if (run_dir / "run.json").exists() \
                 else "not a run folder"
+            if status == "not a run folder":  # no run.json: not something `tuneforge train` wrote
+                raise TuneforgeError(f"{run_dir} is not a run folder (it has no run.json, config.yaml or model/). "
+                                     "Give the folder that `tuneforge train` printed (runs/<name>-<timestamp>).")
             raise TuneforgeError(f"{run_dir} holds no finished model (status: {status}). An interrupted run "
                                  f"continues with `tuneforge train --resume {run_dir}`.")
         cfg = load_config(TrainConfig, path=run_dir / "config.yaml")

@@ -338,7 +338,8 @@ def case_no_config(tmp_path, cfg, run_dir):
 
 
 def case_predict_on_a_folder_that_is_not_a_run(tmp_path, cfg, run_dir):
-    return ["predict", tmp_path, "--text", "hi"], [str(tmp_path), "no finished model"]
+    # no run.json: the message is not "an interrupted run continues with --resume"
+    return ["predict", tmp_path, "--text", "hi"], [str(tmp_path), "is not a run folder", "tuneforge train` printed"]
 
 
 def case_predict_on_a_missing_folder(tmp_path, cfg, run_dir):
@@ -371,6 +372,11 @@ def case_predict_input_without_the_runs_text_column(tmp_path, cfg, run_dir):
 
 def case_eval_file_missing(tmp_path, cfg, run_dir):
     return ["eval", run_dir, tmp_path / "missing.jsonl"], [str(tmp_path / "missing.jsonl"), "not found"]
+
+
+def case_eval_output_is_a_folder(tmp_path, cfg, run_dir):
+    path = _jsonl(tmp_path / "gold.jsonl", _good_rows(3))
+    return ["eval", run_dir, path, "--output", tmp_path], [str(tmp_path), "is a folder"]
 
 
 def case_eval_label_unknown_to_the_run(tmp_path, cfg, run_dir):

@@ -179,7 +179,8 @@ def _run_columns(run_dir: Path) -> tuple[str, str | None]:
 def _check_output_file(output: Path) -> None:
     """Fail before any work when ``--output`` cannot be written as a file."""
     if output.is_dir():
-        raise TuneforgeError(f"--output {output} is a folder; give a file path such as {output / 'predictions.jsonl'}.")
+        raise TuneforgeError(f"--output {output} is a folder; give a file path inside it, such as "
+                             f"{output / 'results.json'}.")
     blocked = next((parent for parent in output.parents if parent.exists() and not parent.is_dir()), None)
     if blocked is not None:
         raise TuneforgeError(f"--output {output}: {blocked} is a file, so it cannot hold a folder. Choose "
@@ -282,6 +283,8 @@ def evaluate(
 
     from tuneforge.tasks import task_of_run
 
+    if output is not None:
+        _check_output_file(output)
     task = task_of_run(run_dir)
     if task.eval_command is not None:  # its own file formats and scores (token classification: docs/NER.md)
         return task.part("eval_command")(run_dir, file, output, out, err)
