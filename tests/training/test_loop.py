@@ -283,5 +283,8 @@ def test_output_dir_that_is_an_empty_folder_is_used(tiny_config):
 def test_output_dir_that_is_a_file(tiny_config):
     path = Path(tiny_config["output_dir"])
     path.write_text("not a folder", encoding="utf-8")
-    with pytest.raises(TuneforgeError, match="output_dir"):
+    # It said "already exists and is not empty ... continue it with --resume FILE".
+    with pytest.raises(TuneforgeError, match="output_dir .* is a file; the run needs a folder") as caught:
         tuneforge.train(tiny_config, progress=False)
+    assert "--resume" not in str(caught.value)
+    assert path.read_text(encoding="utf-8") == "not a folder"

@@ -66,7 +66,10 @@ def open_run_dir(schema: type, build: Callable[[], Any], resume: str | Path | No
         return load_config(schema, path=run_dir / "config.yaml", overrides=overrides), run_dir
     cfg = build()
     run_dir = new_run_dir(cfg.name, cfg.output_dir)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TuneforgeError(f"output_dir {run_dir} is a file; the run needs a folder there. Choose another "
+                             "output_dir (a new or empty folder).")
+    if run_dir.exists() and any(run_dir.iterdir()):
         raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another "
                              f"output_dir, or continue it with `tuneforge {command} --resume {run_dir}`.")
     return cfg, run_dir
