@@ -147,7 +147,12 @@ def _read_input_texts(path: Path) -> list[str]:
     if not path.exists():
         raise TuneforgeError(f"--input {path.resolve()} does not exist.")
     if path.suffix == ".txt":
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from tuneforge.data.formats import read_text
+
+        texts = [line.strip() for line in read_text(path, f"--input {path}").splitlines() if line.strip()]
+        if not texts:
+            raise TuneforgeError(f"--input {path}: no text in it (every line is empty). Put one text per line.")
+        return texts
     return [e.text for e in read_examples(path, require_label=False)]
 
 

@@ -43,7 +43,12 @@ def read_prompts(path: Path, prompt_column: str) -> list[str]:
     if not path.is_file():
         raise TuneforgeError(f"--input {path}: file not found (looked for {path.resolve()}).")
     if path.suffix == ".txt":
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from tuneforge.data.formats import read_text
+
+        prompts = [line.strip() for line in read_text(path, f"--input {path}").splitlines() if line.strip()]
+        if not prompts:
+            raise TuneforgeError(f"--input {path}: no prompt in it (every line is empty). Put one prompt per line.")
+        return prompts
     return [p.prompt for p in read_pairs(path, prompt_column=prompt_column, require_response=False)]
 
 
