@@ -56,7 +56,7 @@ def generate_command(run_dir: Path, prompts: list[str], input: Path | None, outp
                      sampling: dict, batch_size: int, err: Console) -> None:
     """One JSON line per prompt, ``{"prompt", "response"}``, on stdout or into ``output``."""
     from tuneforge.config import TrainConfig, load_config
-    from tuneforge.run import load
+    from tuneforge.run import check_run_folder, load
     from tuneforge.tasks import task_of_run
     from tuneforge.tasks.generation.generate import Sampling
 
@@ -66,6 +66,7 @@ def generate_command(run_dir: Path, prompts: list[str], input: Path | None, outp
     if empty:
         raise TuneforgeError(f"--prompt number {', '.join(map(str, empty))} is empty; give each prompt some text.")
     Sampling(**sampling).check()  # bad settings fail before the model loads
+    check_run_folder(run_dir)
     if (run_dir / "config.yaml").is_file() and task_of_run(run_dir).name != "generation":
         raise TuneforgeError(f"{run_dir} is a {task_of_run(run_dir).name} run: it classifies, it does not "
                              f"generate. Use `tuneforge predict {run_dir} --text ...`.")
