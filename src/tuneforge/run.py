@@ -58,6 +58,7 @@ class Run:
         if not run_dir.is_dir():
             raise TuneforgeError(f"Run folder {run_dir.resolve()} does not exist. Give the folder that "
                                  "`tuneforge train` printed (runs/<name>-<timestamp>).")
+        check_run_folder(run_dir)
         model_dir = run_dir / "model"
         if (run_dir / "prompt.json").exists() and not model_dir.is_dir() \
                 and "training" not in read_json(run_dir / "prompt.json"):
@@ -275,6 +276,38 @@ class Runs:
         return self[adapter].evaluate(examples, batch_size)
 
 
+def _recipe(folder: Path) -> str | None:
+    import json
+
+    try:
+        record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record.get("recipe") if isinstance(record, dict) else None
+
+
+def check_run_folder(run_dir: str | Path) -> None:
+    """Refuse, with the fix, the folders people give instead of a run to predict with: a `tuneforge pretrain` run
+    (or its model/), a run's model/ folder, a plain Hugging Face model folder. Other folders pass (their own
+    errors come from loading)."""
+    run_dir = Path(run_dir)
+    for folder in (run_dir, run_dir.parent) if run_dir.name == "model" else (run_dir,):
+        if _recipe(folder) == "pretrain":
+            raise TuneforgeError(f"{folder} is a pretraining run (tuneforge pretrain): its model/ is a bare language "
+                                 "model, not a fine-tuned run to predict, evaluate, generate or serve with. "
+                                 f"Fine-tune it first: `tuneforge train CONFIG.yaml model={folder / 'model'}`, then "
+                                 "give the run folder that prints.")
+    from tuneforge.onnx.runtime import is_onnx_folder
+
+    if (run_dir / "config.yaml").exists() or not (run_dir / "config.json").is_file() or is_onnx_folder(run_dir):
+        return
+    if run_dir.name == "model" and (run_dir.parent / "config.yaml").exists():
+        raise TuneforgeError(f"{run_dir} is the model/ folder inside the run {run_dir.parent}: give the run folder "
+                             f"itself ({run_dir.parent}).")
+    raise TuneforgeError(f"{run_dir} is a Hugging Face model folder, not a tuneforge run folder: fine-tune it with "
+                         f"`tuneforge train CONFIG.yaml model={run_dir}` and give the run folder that prints.")
+
+
 def load(run_dir: str | Path | Sequence[str | Path] | dict[str, str | Path], *, precision: str | None = None,
          device: str = "cpu", parallel: str = "batches") -> Run | Runs | Any:
     """Load a finished run: ``tuneforge.load("runs/airline-lora-...").predict(["great flight"])``.
@@ -318,6 +351,7 @@ def _load_many(run_dirs: Sequence[str | Path] | dict[str, str | Path], precision
         if is_onnx_folder(path):
             raise TuneforgeError(f"{path} is an ONNX export: its graph holds its own copy of the backbone, so it "
                                  "cannot share one. Load it alone: tuneforge.load(path).")
+        check_run_folder(path)
         if not (path / "config.yaml").exists():
             Run.load(path)  # raises the usual message for a missing or unfinished run
         models[name] = resolve_model(load_config(TrainConfig, path=path / "config.yaml").model)

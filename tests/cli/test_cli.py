@@ -136,6 +136,18 @@ def test_predict_texts_prints_one_json_line_each(trained):
         assert row["label"] == max(row["scores"], key=row["scores"].get)
 
 
+def test_predict_input_txt_that_is_blank_or_not_utf8_exits_2(cli, trained, tmp_path):
+    _, run_dir = trained
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n   \n", encoding="utf-8")
+    code, out, err = cli("predict", run_dir, "--input", blank)  # printed an empty line, exit 0, before
+    assert code == 2 and "blank.txt: no text in it" in " ".join(err.split()) and out == ""
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9 late\n".encode("latin-1"))
+    code, out, err = cli("predict", run_dir, "--input", latin)  # a UnicodeDecodeError traceback, before
+    assert code == 2 and "latin.txt line 1: not UTF-8 text" in " ".join(err.split()) and "Traceback" not in err
+
+
 @pytest.mark.parametrize("suffix", [".txt", ".jsonl"])
 def test_predict_input_file_to_output_file(cli, trained, tmp_path, suffix):
     _, run_dir = trained

@@ -251,3 +251,16 @@ def test_embedding_init_warm_starts_the_mlm_and_cjk_words_fine_tunes(corpus, mak
     ft = make_tiny_config(tmp_path / "ft")
     ft["model"], ft["train"]["epochs"] = str(warm / "model"), 1
     assert train(ft, progress=False).metrics["test.count"] == 30
+
+
+def test_heldout_slice_without_a_scored_token_is_refused(tmp_path):
+    # two two-word documents: the one held out gets no masked token with the training seed, and the scores
+    # read loss 0, perplexity 1.0 (a perfect model) on nothing unless the run stops and says why
+    corpus = tmp_path / "two.txt"
+    corpus.write_text("hello world\nsecond doc\n", encoding="utf-8")
+    cfg = tiny(corpus, tmp_path / "run")
+    cfg["corpus"]["heldout"] = 0.2
+    with pytest.raises(TuneforgeError, match=r"held-out slice \(1 document\(s\).*no masked token.*corpus.heldout"):
+        pretrain(cfg, progress=False)
+    assert not (tmp_path / "run/model").exists()
+    assert json.loads((tmp_path / "run/run.json").read_text())["status"] == "failed"

@@ -120,6 +120,14 @@ def test_bad_requests_get_422_with_the_same_shape(make_client, one, body, code, 
     assert_error(response, 422, code, fragment)
 
 
+def test_a_body_that_is_not_utf8_says_what_to_send(make_client, one):
+    # FastAPI's own 400 "There was an error parsing the body" said nothing about what to fix; bad_json is a 422
+    client = make_client(one)
+    response = client.post("/v1/predict", content='{"texts": ["café"]}'.encode("latin-1"),
+                           headers={**ALICE, "Content-Type": "application/json"})
+    assert_error(response, 422, "bad_json", "UTF-8", "Content-Type: application/json")
+
+
 def test_a_body_that_is_not_json_typed_gets_422(make_client, one):
     client = make_client(one)
     assert_error(client.post("/v1/predict", content=b"{bad", headers={**ALICE, "Content-Type": "text/plain"}), 422,
@@ -146,6 +154,8 @@ def test_adapter_routing_with_two_runs_on_one_backbone(make_client, served, tiny
                  "sentiment-lora", "sentiment-adapter")
     assert_error(client.post("/v1/predict", json={"texts": TEXTS, "adapter": "sentiment-lor"}, headers=ALICE), 422,
                  "unknown_adapter", 'Did you mean "sentiment-lora"?')
+    unknown = client.post("/v1/predict", json={"texts": TEXTS, "adapter": "topic"}, headers=ALICE).json()
+    assert unknown["error"]["message"].count("sentiment-lora") == 1  # listed once, not as valid and as loaded
     for name, path in tiny_runs.items():
         body = client.post("/v1/predict", json={"texts": TEXTS, "adapter": name}, headers=ALICE).json()
         assert body["adapter"] == name

@@ -195,3 +195,36 @@ def test_full_buckets_are_dropped_so_many_addresses_cannot_grow_the_table():
     now[0] += 5  # both refilled
     limiter.check("ip:3")
     assert set(limiter._buckets) == {"ip:3"}
+
+
+def test_folders_that_are_not_classifier_runs_are_refused_before_loading(cli, monkeypatch, tmp_path):
+    # a pretrain run, a run's model/ folder, a plain Hugging Face folder, a token run: before, the pretrain run
+    # gave a list of 'unknown key "masking"' config errors and a token run a message about predict_tags()
+    monkeypatch.setenv("TUNEFORGE_API_KEYS", GOOD_KEY)
+    pretrained = tmp_path / "lm-run"
+    (pretrained / "model").mkdir(parents=True)
+    (pretrained / "model/config.json").write_text("{}", encoding="utf-8")
+    (pretrained / "config.yaml").write_text("name: lm\nobjective: mlm\nmasking: {probability: 0.15}\n")
+    (pretrained / "run.json").write_text(json.dumps({"status": "complete", "recipe": "pretrain"}))
+    code, _, err = cli(pretrained, "port=0")
+    assert code == 2 and "is a pretraining run" in err and f"model={pretrained / 'model'}" in err
+    assert "unknown key" not in err and "Traceback" not in err
+    code, _, err = cli(pretrained / "model", "port=0")
+    assert code == 2 and "is a pretraining run" in err
+    run = tmp_path / "ner-run"
+    (run / "model").mkdir(parents=True)
+    (run / "model/config.json").write_text("{}", encoding="utf-8")
+    (run / "config.yaml").write_text("name: ner\ntask: token-classification\n", encoding="utf-8")
+    code, _, err = cli(run, "port=0")
+    assert code == 2 and "is a token-classification run" in err and f"tuneforge predict {run} --text" in err
+    code, _, err = cli(run / "model", "port=0")
+    assert code == 2 and f"give the run folder itself ({run})" in err
+    hf = tmp_path / "hf-model"
+    hf.mkdir()
+    (hf / "config.json").write_text("{}", encoding="utf-8")
+    code, _, err = cli(hf, "port=0")
+    assert code == 2 and "is a Hugging Face model folder, not a tuneforge run folder" in err
+    with pytest.raises(TuneforgeError, match="is a pretraining run"):  # predict, eval, generate load this way
+        tuneforge.load(pretrained)
+    with pytest.raises(TuneforgeError, match="is a pretraining run"):
+        tuneforge.load([pretrained, run])

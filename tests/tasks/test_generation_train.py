@@ -148,7 +148,7 @@ def test_cli_eval_scores_a_generation_run(cli, trained, gen_data, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["no prompt", "empty prompt", "bad top-p", "missing response", "empty answer",
-                                  "missing column"])
+                                  "missing column", "blank prompt file", "latin-1 prompt file", "pretrain run"])
 def test_cli_bad_input_exits_2_naming_file_line_and_field(case, cli, trained, tmp_path):
     run = trained["lora"]
     bad = tmp_path / "bad.jsonl"
@@ -164,6 +164,17 @@ def test_cli_bad_input_exits_2_naming_file_line_and_field(case, cli, trained, tm
     elif case == "empty answer":
         write_jsonl(bad, [{"prompt": "a", "response": "  "}])
         args, expect = ["eval", run, bad], f'{bad} line 1: empty response in field "response"'
+    elif case == "blank prompt file":  # answered nothing, exit 0, before
+        (tmp_path / "p.txt").write_text("\n  \n", encoding="utf-8")
+        args, expect = ["generate", run, "--input", tmp_path / "p.txt"], "p.txt: no prompt in it"
+    elif case == "latin-1 prompt file":  # a UnicodeDecodeError traceback, before
+        (tmp_path / "p.txt").write_bytes("caf\xe9 ?\n".encode("latin-1"))
+        args, expect = ["generate", run, "--input", tmp_path / "p.txt"], "p.txt line 1: not UTF-8 text"
+    elif case == "pretrain run":  # "... is a text-classification run: it classifies", before
+        (tmp_path / "lm/model").mkdir(parents=True)
+        (tmp_path / "lm/config.yaml").write_text("name: lm\nobjective: clm\n", encoding="utf-8")
+        (tmp_path / "lm/run.json").write_text('{"recipe": "pretrain", "status": "complete"}', encoding="utf-8")
+        args, expect = ["generate", tmp_path / "lm", "-p", "hi"], "is a pretraining run (tuneforge pretrain)"
     else:
         write_jsonl(bad, [{"question": "a", "response": "b"}])
         args, expect = ["eval", run, bad], 'data.prompt_column: question'

@@ -104,6 +104,49 @@ def test_bad_tags_are_reported_with_file_and_line_all_at_once(tmp_path):
     assert "bad.jsonl line 5: needs" in message and "found keys: words" in message
 
 
+def test_an_empty_text_sentence_is_refused_like_empty_tokens(tmp_path):
+    # {"tokens": []} was refused but {"text": "  ", "entities": []} trained as a sentence without words
+    path = _write(tmp_path / "e.jsonl", [{"tokens": ["Ann"], "tags": ["B-PER"]}, {"text": "  ", "entities": []},
+                                         {"text": "", "entities": []}])
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(path)
+    assert 'e.jsonl line 2: "text" holds no words' in str(info.value) and "e.jsonl line 3" in str(info.value)
+    # texts to tag (no entities asked for) may be empty: they get no entities
+    examples, _ = read_token_examples(_write(tmp_path / "p.jsonl", [{"text": " "}]), require_tags=False)
+    assert examples[0].words == ()
+
+
+def _ner_data(tmp_path, train_rows, **data):
+    from types import SimpleNamespace
+
+    data = {"dataset": None, "validation": None, "test": None, "validation_fraction": 0.1, "max_train_samples": None,
+            "train": _write(tmp_path / "train.jsonl", train_rows), **data}
+    return SimpleNamespace(**data)
+
+
+def test_a_type_only_in_validation_or_test_names_the_file_the_sentence_and_the_fix(tmp_path):
+    import random
+
+    from tuneforge.tasks.token_classification.data import load_splits
+
+    rows = [{"tokens": ["Ann", "met", f"w{i}"], "tags": ["B-PER", "O", "O"]} for i in range(19)]
+    # the one MISC sentence lands in the held-out validation slice (the seeded shuffle's first index)
+    order = list(range(20))
+    random.Random(42).shuffle(order)
+    rows.insert(order[0], {"tokens": ["Acme", "Corp"], "tags": ["B-MISC", "I-MISC"]})
+    with pytest.raises(TuneforgeError) as info:
+        load_splits(_ner_data(tmp_path, rows), seed=42)
+    message = " ".join(str(info.value).split())
+    assert f"held out of data.train {tmp_path / 'train.jsonl'} (validation_fraction 0.1)" in message
+    assert "entity type(s) MISC" in message and "'Acme Corp'" in message and "give data.validation" in message
+    test = _write(tmp_path / "test.jsonl", [{"tokens": ["Oslo"], "tags": ["B-LOC"]}])
+    with pytest.raises(TuneforgeError) as info:
+        load_splits(_ner_data(tmp_path, rows[:1] * 5, test=test), seed=42)
+    message = " ".join(str(info.value).split())
+    assert f"data.test {test}: tags entity type(s) LOC" in message and "'Oslo'" in message
+    assert f"retag or remove them in {test}" in message
+
+
 def test_conll_bad_tag_and_one_column(tmp_path):
     path = tmp_path / "x.bio"
     path.write_text("John B-PER\nlives\nthere E-LOC\n", encoding="utf-8")

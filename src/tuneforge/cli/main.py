@@ -154,8 +154,11 @@ def _read_input_texts(path: Path, text_column: str = "text", text_pair_column: s
             raise TuneforgeError(f'--input {path}: this run classifies pairs of texts ("{text_column}" and '
                                  f'"{text_pair_column}"); a .txt file holds one text per line. Give a .jsonl, '
                                  f".csv or .tsv file with both columns.")
-        text = read_text(path, str(path))  # UTF-8 (a BOM dropped), or an error naming the line
-        return [line.strip() for line in text.splitlines() if line.strip()], None
+        text = read_text(path, f"--input {path}")  # UTF-8 (a BOM dropped), or an error naming the line
+        texts = [line.strip() for line in text.splitlines() if line.strip()]
+        if not texts:
+            raise TuneforgeError(f"--input {path}: no text in it (every line is empty). Put one text per line.")
+        return texts, None
     examples = read_examples(path, text_column=text_column, text_pair_column=text_pair_column,
                              require_label=False)
     return [e.text for e in examples], ([e.text_pair for e in examples] if text_pair_column else None)

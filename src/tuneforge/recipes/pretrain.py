@@ -172,6 +172,13 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, base: str | None, train_docs, 
 
     model.to(device)
     before = evaluate()
+    if before["tokens"] == 0:  # the scores would read loss 0, perplexity 1.0: a perfect model, on nothing
+        scored = "next token" if cfg.objective == "clm" else "masked token"
+        raise TuneforgeError(
+            f"The held-out slice ({len(held_docs)} document(s), {sum(held_data.encoded.lengths())} tokens with the "
+            f"special ones) gives no {scored} to score (masking.probability {cfg.masking.probability}), so its "
+            f"loss, perplexity and accuracy would mean nothing. Hold out more text: raise corpus.heldout (now "
+            f"{cfg.corpus.heldout}) or add documents to the corpus.")
     parts = [model.discriminator, model.generator] if cfg.objective == "electra" else [model]
     if loop.fast_dropout:
         for part in parts:

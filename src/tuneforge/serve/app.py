@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from tuneforge.errors import did_you_mean
+from tuneforge.errors import closest
 from tuneforge.run import format_predictions
 from tuneforge.serve.auth import ApiKey, KeyChecker
 from tuneforge.serve.batching import MicroBatcher, QueueFull
@@ -102,8 +102,10 @@ class Server:
             raise ApiError(422, "adapter_required", f'{len(self.models)} models are loaded; say which with '
                            f'"adapter": one of {", ".join(self.models)}.')
         if adapter not in self.models:
-            raise ApiError(422, "unknown_adapter", f'No model named "{adapter}" is loaded.'
-                           f"{did_you_mean(adapter, self.models)} Loaded: {', '.join(self.models)}.")
+            best = closest(adapter, self.models)  # the names once: not "Valid names: a, b. Loaded: a, b."
+            hint = f' Did you mean "{best}"?' if best else ""
+            raise ApiError(422, "unknown_adapter", f'No model named "{adapter}" is loaded.{hint} Loaded: '
+                           f"{', '.join(self.models)}.")
         return self.models[adapter]
 
     def check_limits(self, body: PredictRequest) -> None:

@@ -88,6 +88,8 @@ def load_models(specs: Sequence[str], engine: str = "auto", precision: str = "au
     from tuneforge.config import TrainConfig, load_config
     from tuneforge.models.backbones import resolve_model
     from tuneforge.onnx.runtime import OnnxRun
+    from tuneforge.run import check_run_folder
+    from tuneforge.tasks import task_of_run
 
     named = parse_run_specs(specs)
     for name, path in named.items():
@@ -106,6 +108,13 @@ def load_models(specs: Sequence[str], engine: str = "auto", precision: str = "au
     served: dict[str, ServedModel] = {}
     groups: dict[str, dict[str, Path]] = {}
     for name, path in torch_runs.items():
+        check_run_folder(path)
+        task = task_of_run(path).name
+        if task != "text-classification":  # refused before any model loads, in the words of the command line
+            use = "tuneforge generate RUN_DIR --prompt TEXT" if task == "generation" else \
+                "tuneforge predict RUN_DIR --text TEXT"
+            raise TuneforgeError(f"Run {name}: {path} is a {task} run; tuneforge serve answers text-classification "
+                                 f"runs only (docs/SERVING.md). Use `{use.replace('RUN_DIR', str(path))}` for it.")
         if not (path / "config.yaml").exists():
             tuneforge.load(path)  # raises the usual message for an unfinished or foreign folder
         groups.setdefault(resolve_model(load_config(TrainConfig, path=path / "config.yaml").model), {})[name] = path

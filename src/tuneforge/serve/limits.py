@@ -54,9 +54,16 @@ def install_error_handlers(app: FastAPI, validation_message: Callable[[RequestVa
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
+        status, code = exc.status_code, {404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, f"http_{exc.status_code}")
+        message = str(exc.detail)
+        if status == 400 and message == "There was an error parsing the body":
+            # FastAPI's 400 for a body it cannot decode (bytes that are not UTF-8): the documented bad_json
+            status, code, message = 422, "bad_json", ("The request body could not be read as JSON text (is it "
+                                                      "UTF-8?). Send UTF-8 encoded JSON with Content-Type: "
+                                                      "application/json.")
         request.state.error = code
-        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        return error_response(status, code, message, getattr(exc, "headers", None))
 
 
 class TokenBucket:

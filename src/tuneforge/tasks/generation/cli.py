@@ -43,7 +43,12 @@ def read_prompts(path: Path, prompt_column: str) -> list[str]:
     if not path.is_file():
         raise TuneforgeError(f"--input {path}: file not found (looked for {path.resolve()}).")
     if path.suffix == ".txt":
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from tuneforge.data.formats import read_text
+
+        prompts = [line.strip() for line in read_text(path, f"--input {path}").splitlines() if line.strip()]
+        if not prompts:
+            raise TuneforgeError(f"--input {path}: no prompt in it (every line is empty). Put one prompt per line.")
+        return prompts
     return [p.prompt for p in read_pairs(path, prompt_column=prompt_column, require_response=False)]
 
 
@@ -51,7 +56,7 @@ def generate_command(run_dir: Path, prompts: list[str], input: Path | None, outp
                      sampling: dict, batch_size: int, err: Console) -> None:
     """One JSON line per prompt, ``{"prompt", "response"}``, on stdout or into ``output``."""
     from tuneforge.config import TrainConfig, load_config
-    from tuneforge.run import load
+    from tuneforge.run import check_run_folder, load
     from tuneforge.tasks import task_of_run
     from tuneforge.tasks.generation.generate import Sampling
 
@@ -61,6 +66,7 @@ def generate_command(run_dir: Path, prompts: list[str], input: Path | None, outp
     if empty:
         raise TuneforgeError(f"--prompt number {', '.join(map(str, empty))} is empty; give each prompt some text.")
     Sampling(**sampling).check()  # bad settings fail before the model loads
+    check_run_folder(run_dir)
     if (run_dir / "config.yaml").is_file() and task_of_run(run_dir).name != "generation":
         raise TuneforgeError(f"{run_dir} is a {task_of_run(run_dir).name} run: it classifies, it does not "
                              f"generate. Use `tuneforge predict {run_dir} --text ...`.")

@@ -57,14 +57,22 @@ def load_splits(cfg, seed: int) -> DatasetSplits:
         source = f"train {cfg.train}" + (f", test {cfg.test}" if cfg.test else " (test = validation data)")
         splits = DatasetSplits(train=train, validation=validation, test=test, labels=label_list(
             [e.tags for e in train]), name=cfg.train.stem, source=source)
+        retag = "add training sentences with them to data.train {0}, or retag or remove them in {1}"
+        origins = {"validation": (f"data.validation {cfg.validation}", retag.format(cfg.train, cfg.validation))
+                   if cfg.validation is not None else
+                   (f"The validation sentences held out of data.train {cfg.train} (validation_fraction "
+                    f"{cfg.validation_fraction})", "every sentence with them was held out: add more sentences "
+                    "with them to data.train, or give data.validation"),
+                   "test": (f"data.test {cfg.test}", retag.format(cfg.train, cfg.test))}
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(splits.train):
         splits.train = sample(splits.train, cfg.max_train_samples, seed)
-    check_labels(splits)
+    check_labels(splits, origins if cfg.dataset is None else None)
     return splits
 
 
-def check_labels(splits: DatasetSplits) -> None:
-    """Every split is tagged, and validation/test use no entity type the training data lacks."""
+def check_labels(splits: DatasetSplits, origins: dict[str, tuple[str, str]] | None = None) -> None:
+    """Every split is tagged, and validation/test use no entity type the training data lacks. ``origins``:
+    per split, where its sentences came from and how to fix an unknown type (user files)."""
     if len(splits.labels) < 3:
         raise TuneforgeError(f"The training data of {splits.name} has no entities (every tag is O): a tagger "
                              "needs B-/I- tags to learn from.")
@@ -72,7 +80,12 @@ def check_labels(splits: DatasetSplits) -> None:
         unknown = sorted({t for e in getattr(splits, name) for t in e.tags or () if t not in splits.labels})
         untagged = sum(e.tags is None for e in getattr(splits, name))
         if unknown:
-            raise TuneforgeError(f"The {name} data of {splits.name} has tags {unknown} that never occur in the "
-                                 f"training data (which has {splits.labels}). Tag types must match.")
+            types = sorted({t.split("-", 1)[-1] for t in unknown})
+            known = sorted({t.split("-", 1)[-1] for t in splits.labels if t != "O"})
+            first = next(e for e in getattr(splits, name) if set(e.tags or ()) & set(unknown))
+            where, fix = (origins or {}).get(name, (f"The {name} data of {splits.name}", "tag types must match"))
+            raise TuneforgeError(f"{where}: tags entity type(s) {', '.join(types)} ({', '.join(unknown)}) that the "
+                                 f"training data never tags (its types: {', '.join(known)}), e.g. in the sentence "
+                                 f"{first.text[:80]!r}. A tagger only predicts the types it trained on: {fix}.")
         if untagged:
             raise TuneforgeError(f"{untagged} {name} sentence(s) of {splits.name} have no tags.")

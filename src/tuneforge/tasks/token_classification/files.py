@@ -139,6 +139,9 @@ def _from_entities(row: dict, where: str, report: _Report, require_tags: bool) -
         report.problems.append(f'{where}: "text" must be a string')
         return None
     words = split_words(text)
+    if not words and require_tags:  # the tokens form refuses an empty sentence too
+        report.problems.append(f'{where}: "text" holds no words (it is empty or only spaces); delete the line')
+        return None
     if entities is None:
         if require_tags:
             report.problems.append(f'{where}: "text" without "entities"; give a list of {{"start", "end", "label"}}')
