@@ -85,3 +85,13 @@ def test_export_never_writes_into_a_folder_in_use(run, tmp_path):
     with pytest.raises(TuneforgeError, match="exists and is not empty"):
         tuneforge.load(run.dir).export_merged(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.parametrize("where", ["file", "inside-file"])
+def test_export_to_a_file_or_into_a_file_is_refused_before_any_work(run, tmp_path, where):
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    target = tmp_path / "notes.txt" if where == "file" else tmp_path / "notes.txt" / "export"
+    expected = "is a file, not a folder" if where == "file" else "notes.txt is a file, so no folder can be made"
+    with pytest.raises(TuneforgeError, match=expected):  # the second raised NotADirectoryError after the merge
+        tuneforge.load(run.dir).export_merged(target)
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"

@@ -28,8 +28,8 @@ from tuneforge.errors import TuneforgeError
 from tuneforge.models.backbones import load_backbone
 from tuneforge.models.first_token import use_first_token_shortcut
 from tuneforge.models.precision import resolve_precision
-from tuneforge.recipes.prune import check_new_folder, plain_model
-from tuneforge.recipes.runfolder import environment, new_run_dir, update_status, write_json
+from tuneforge.recipes.prune import plain_model
+from tuneforge.recipes.runfolder import check_new_folder, environment, new_run_dir, update_status, write_json
 from tuneforge.recipes.train import resolve_device
 from tuneforge.run import Run
 from tuneforge.training.batching import Encoded, encode

@@ -24,17 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from tuneforge.errors import TuneforgeError
-from tuneforge.recipes.runfolder import write_json
+from tuneforge.recipes.runfolder import check_new_folder, write_json
 from tuneforge.training.checkpoint import write_atomic_folder
 
 FORMATS = ("hf", "onnx")
 QUANTIZATIONS = ("int8",)
-
-
-def check_empty_target(folder: Path, flag: str) -> None:
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise TuneforgeError(f"{flag} {folder}: the folder exists and is not empty; nothing was written. Choose a "
-                             "new folder or remove this one.")
 
 
 def export_merged(run, folder: Path) -> Path:
@@ -71,7 +65,7 @@ def export(run, folder: Path, *, format: str = "hf", merge: bool | None = None, 
         problems.append(f"--parity-samples {parity_samples}: give at least 1.")
     if problems:
         raise TuneforgeError("Cannot export:", problems)
-    check_empty_target(folder, flag)
+    check_new_folder(folder, flag)
     merge = run.method.merges if merge is None else merge
     merged = run.method.merge(run.model) if merge else None  # raises for methods that do not merge
     reference = dataclasses.replace(run, precision="fp32")  # the check compares with the run's fp32 output

@@ -28,19 +28,13 @@ from tuneforge.data.splits import subsample_stratified
 from tuneforge.errors import TuneforgeError
 from tuneforge.models.first_token import remove_first_token_shortcut, use_first_token_shortcut
 from tuneforge.models.precision import resolve_precision
-from tuneforge.recipes.runfolder import environment, update_status, write_json
+from tuneforge.recipes.runfolder import check_new_folder, environment, update_status, write_json
 from tuneforge.recipes.train import resolve_device
 from tuneforge.run import Run
 from tuneforge.training.batching import encode
 from tuneforge.training.checkpoint import write_atomic_folder
 
 console = Console(stderr=True)
-
-
-def check_new_folder(folder: Path, what: str) -> None:
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise TuneforgeError(f"{what} {folder}: the folder exists and is not empty; nothing was written. Choose a "
-                             "new folder or remove this one.")
 
 
 def plain_model(run: Run, merge: bool, flag: str = "--merge"):

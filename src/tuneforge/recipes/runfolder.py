@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tuneforge.errors import TuneforgeError
 from tuneforge.training.checkpoint import write_atomic_text
 
 
@@ -28,6 +29,19 @@ def new_run_dir(name: str, output_dir: Path | None) -> Path:
         return Path(output_dir)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{name}-{stamp}"
+
+
+def check_new_folder(folder: Path, what: str) -> None:
+    """``folder`` can be created (or is an empty folder) before any work: else an error that says why."""
+    if folder.exists() and not folder.is_dir():
+        raise TuneforgeError(f"{what} {folder} is a file, not a folder; nothing was written. Choose a new folder.")
+    if folder.exists() and any(folder.iterdir()):
+        raise TuneforgeError(f"{what} {folder}: the folder exists and is not empty; nothing was written. Choose a "
+                             "new folder or remove this one.")
+    blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise TuneforgeError(f"{what} {folder}: {blocker} is a file, so no folder can be made inside it; nothing "
+                             "was written. Choose a folder elsewhere.")
 
 
 def write_json(path: Path, data: Any) -> None:
