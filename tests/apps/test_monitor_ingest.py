@@ -245,3 +245,27 @@ def test_a_topic_run_gives_the_topic_and_both_runs_predictions_are_stored(tmp_pa
                     ("i2", "topic", "service")]
     with pytest.raises(TuneforgeError, match='topic.run "topics" is not one of runs'):
         open_monitor(config(tmp_path, topic={"run": "topics"}), classifiers={"sentiment": KeywordClassifier()})
+
+
+def test_out_of_range_times_and_unstorable_characters_are_refused_not_crashes(tmp_path):
+    # 1e20 / inf Unix seconds and a year-9999 time with an offset raised OverflowError (HTTP 500); a lone
+    # surrogate ("\ud800" in JSON) failed in the database insert. In a watched file either one stopped every
+    # later line of the folder from being read.
+    monitor = make(tmp_path)
+    bad = [{**item(1, 0), "time": 1e20}, {**item(2, 0), "time": float("inf")},
+           {**item(3, 0), "time": "9999-12-31T23:59:59-05:00"}, {**item(4, 0), "text": "a\ud800b"},
+           {**item(5, 0), "text": "a\x00b"}]
+    with pytest.raises(TuneforgeError) as info:
+        monitor.ingest(bad)
+    message = str(info.value)
+    assert "item 0: time 1e+20 is out of range" in message and "item 1: time inf is not a number" in message
+    assert 'item 2: time "9999-12-31T23:59:59-05:00" is out of range' in message
+    assert "item 3: text has the character U+D800" in message and "item 4: text has the character U+0000" in message
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.jsonl").write_text(json.dumps(item(6, 0)) + '\n{"id": "big", "time": 1e20, "text": "x"}\n'
+                                   '{"id": "sur", "time": 0, "text": "a\\ud800"}\n' + json.dumps(item(7, 1)) + "\n",
+                                   encoding="utf-8")
+    watching = make(tmp_path, watch={"folder": str(inbox)})
+    assert watching.scan_folder() == {"lines": 4, "new": 2, "duplicates": 0, "rejected": 2}
+    assert watching.counts()["items"] == 2
