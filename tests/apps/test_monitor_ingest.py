@@ -168,6 +168,25 @@ def test_unreachable_database_and_mismatched_runs_are_clear_errors(tmp_path):
                      classifiers={"sentiment": KeywordClassifier()})
 
 
+
+def test_database_urls_that_cannot_work_are_clear_errors_and_nothing_is_changed(tmp_path):
+    # each was a traceback: ModuleNotFoundError (no MySQL driver), FileExistsError (a file where the folder
+    # goes), sqlalchemy DatabaseError (a SQLite URL naming a file that is not a database)
+    with pytest.raises(TuneforgeError, match=r'"mysql://u:\*\*\*@localhost/db" is not a SQLAlchemy URL this install '
+                                             r"can use \(No module named"):
+        open_monitor(config(tmp_path, database="mysql://u:secret@localhost/db"),
+                     classifiers={"sentiment": KeywordClassifier()})
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(TuneforgeError, match="cannot create the folder .*afile for it \\(part of that path is a file"):
+        open_monitor(config(tmp_path, database=f"sqlite:///{tmp_path}/afile/monitor.db"),
+                     classifiers={"sentiment": KeywordClassifier()})
+    (tmp_path / "notes.db").write_text("my notes, not a database\n")
+    with pytest.raises(TuneforgeError, match="notes.db\" cannot be used: file is not a database"):
+        open_monitor(config(tmp_path, database=f"sqlite:///{tmp_path}/notes.db"),
+                     classifiers={"sentiment": KeywordClassifier()})
+    assert (tmp_path / "notes.db").read_text() == "my notes, not a database\n"
+
+
 KILLED_WORKER = """
 import sys, time
 sys.path.insert(0, {helpers!r})
