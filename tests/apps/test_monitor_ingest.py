@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 from monitor_helpers import KeywordClassifier, Receiver, config, item
@@ -288,3 +289,17 @@ def test_out_of_range_times_and_unstorable_characters_are_refused_not_crashes(tm
     watching = make(tmp_path, watch={"folder": str(inbox)})
     assert watching.scan_folder() == {"lines": 4, "new": 2, "duplicates": 0, "rejected": 2}
     assert watching.counts()["items"] == 2
+
+
+def test_an_item_from_the_future_is_refused_so_it_cannot_silence_the_rules(tmp_path):
+    # stream time is the newest item's time: one item dated 2999 (or Unix milliseconds) moved every window past
+    # all real items, and no rule could fire again, without a word
+    monitor = make(tmp_path)
+    with pytest.raises(TuneforgeError) as info:
+        monitor.ingest([item(1, 0), {**item(2, 0), "time": "2999-01-01T00:00:00Z"},
+                        {**item(3, 0), "time": 1424777752000}])
+    message = str(info.value)
+    assert "item 1: time 2999-01-01T00:00:00Z is in the future" in message
+    assert "item 2: time 1424777752000 is out of range as Unix seconds (years 1-9999; milliseconds?" in message
+    assert monitor.counts()["items"] == 0
+    assert monitor.ingest([{**item(4, 0), "time": datetime.now(timezone.utc).isoformat()}])["new"] == 1

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tuneforge.errors import TuneforgeError
 
 FIELDS = ("id", "time", "text", "source", "topic")
+# Stream time is the newest item's time: one item dated years ahead (a typo, a wrong unit) would move every
+# window past all real items and silence the rules for good, so items this far past the clock are refused.
+MAX_AHEAD = timedelta(days=1)
 
 
 def parse_time(value: Any) -> datetime:
@@ -22,8 +25,8 @@ def parse_time(value: Any) -> datetime:
         try:
             return datetime.fromtimestamp(float(value), timezone.utc).replace(tzinfo=None)
         except (OverflowError, OSError, ValueError):
-            raise ValueError(f"time {value} is out of range as Unix seconds (years 1-9999); write e.g. "
-                             "1424777752 or 2015-02-24T11:35:52Z") from None
+            raise ValueError(f"time {value} is out of range as Unix seconds (years 1-9999; milliseconds? divide "
+                             "by 1000); write e.g. 1424777752 or 2015-02-24T11:35:52Z") from None
     if not isinstance(value, str) or not value.strip():
         raise ValueError("time must be an ISO 8601 string (2015-02-24T11:35:52Z) or Unix seconds")
     try:
@@ -68,7 +71,13 @@ def check_item(raw: Any) -> dict[str, Any]:
     for field in ("id", "text", "source", "topic"):
         if isinstance(raw.get(field), str):
             _check_chars(field, raw[field])
-    return {"id": str(item_id), "time": parse_time(raw["time"]), "text": raw["text"],
+    time = parse_time(raw["time"])
+    if time > datetime.now(timezone.utc).replace(tzinfo=None) + MAX_AHEAD:
+        raise ValueError(f"time {time.isoformat()}Z is in the future (more than a day after the clock's "
+                         f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}); an item from the future would move "
+                         "the stream's windows past every real item; fix the time (Unix seconds, not "
+                         "milliseconds)")
+    return {"id": str(item_id), "time": time, "text": raw["text"],
             "source": raw.get("source") or "unknown", "topic": raw.get("topic") or None}
 
 
