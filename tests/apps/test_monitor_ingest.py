@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 from monitor_helpers import KeywordClassifier, Receiver, config, item
@@ -168,6 +169,25 @@ def test_unreachable_database_and_mismatched_runs_are_clear_errors(tmp_path):
                      classifiers={"sentiment": KeywordClassifier()})
 
 
+
+def test_database_urls_that_cannot_work_are_clear_errors_and_nothing_is_changed(tmp_path):
+    # each was a traceback: ModuleNotFoundError (no MySQL driver), FileExistsError (a file where the folder
+    # goes), sqlalchemy DatabaseError (a SQLite URL naming a file that is not a database)
+    with pytest.raises(TuneforgeError, match=r'"mysql://u:\*\*\*@localhost/db" is not a SQLAlchemy URL this install '
+                                             r"can use \(No module named"):
+        open_monitor(config(tmp_path, database="mysql://u:secret@localhost/db"),
+                     classifiers={"sentiment": KeywordClassifier()})
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(TuneforgeError, match="cannot create the folder .*afile for it \\(part of that path is a file"):
+        open_monitor(config(tmp_path, database=f"sqlite:///{tmp_path}/afile/monitor.db"),
+                     classifiers={"sentiment": KeywordClassifier()})
+    (tmp_path / "notes.db").write_text("my notes, not a database\n")
+    with pytest.raises(TuneforgeError, match="notes.db\" cannot be used: file is not a database"):
+        open_monitor(config(tmp_path, database=f"sqlite:///{tmp_path}/notes.db"),
+                     classifiers={"sentiment": KeywordClassifier()})
+    assert (tmp_path / "notes.db").read_text() == "my notes, not a database\n"
+
+
 KILLED_WORKER = """
 import sys, time
 sys.path.insert(0, {helpers!r})
@@ -245,3 +265,41 @@ def test_a_topic_run_gives_the_topic_and_both_runs_predictions_are_stored(tmp_pa
                     ("i2", "topic", "service")]
     with pytest.raises(TuneforgeError, match='topic.run "topics" is not one of runs'):
         open_monitor(config(tmp_path, topic={"run": "topics"}), classifiers={"sentiment": KeywordClassifier()})
+
+
+def test_out_of_range_times_and_unstorable_characters_are_refused_not_crashes(tmp_path):
+    # 1e20 / inf Unix seconds and a year-9999 time with an offset raised OverflowError (HTTP 500); a lone
+    # surrogate ("\ud800" in JSON) failed in the database insert. In a watched file either one stopped every
+    # later line of the folder from being read.
+    monitor = make(tmp_path)
+    bad = [{**item(1, 0), "time": 1e20}, {**item(2, 0), "time": float("inf")},
+           {**item(3, 0), "time": "9999-12-31T23:59:59-05:00"}, {**item(4, 0), "text": "a\ud800b"},
+           {**item(5, 0), "text": "a\x00b"}]
+    with pytest.raises(TuneforgeError) as info:
+        monitor.ingest(bad)
+    message = str(info.value)
+    assert "item 0: time 1e+20 is out of range" in message and "item 1: time inf is not a number" in message
+    assert 'item 2: time "9999-12-31T23:59:59-05:00" is out of range' in message
+    assert "item 3: text has the character U+D800" in message and "item 4: text has the character U+0000" in message
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.jsonl").write_text(json.dumps(item(6, 0)) + '\n{"id": "big", "time": 1e20, "text": "x"}\n'
+                                   '{"id": "sur", "time": 0, "text": "a\\ud800"}\n' + json.dumps(item(7, 1)) + "\n",
+                                   encoding="utf-8")
+    watching = make(tmp_path, watch={"folder": str(inbox)})
+    assert watching.scan_folder() == {"lines": 4, "new": 2, "duplicates": 0, "rejected": 2}
+    assert watching.counts()["items"] == 2
+
+
+def test_an_item_from_the_future_is_refused_so_it_cannot_silence_the_rules(tmp_path):
+    # stream time is the newest item's time: one item dated 2999 (or Unix milliseconds) moved every window past
+    # all real items, and no rule could fire again, without a word
+    monitor = make(tmp_path)
+    with pytest.raises(TuneforgeError) as info:
+        monitor.ingest([item(1, 0), {**item(2, 0), "time": "2999-01-01T00:00:00Z"},
+                        {**item(3, 0), "time": 1424777752000}])
+    message = str(info.value)
+    assert "item 1: time 2999-01-01T00:00:00Z is in the future" in message
+    assert "item 2: time 1424777752000 is out of range as Unix seconds (years 1-9999; milliseconds?" in message
+    assert monitor.counts()["items"] == 0
+    assert monitor.ingest([{**item(4, 0), "time": datetime.now(timezone.utc).isoformat()}])["new"] == 1

@@ -13,6 +13,7 @@ from recommend_helpers import cli_runner, tiny_config, tiny_recommend_data, writ
 from tuneforge.apps.recommend import load_recommender, train_recommender
 from tuneforge.cli.main import main
 from tuneforge.data.builtin.common import package_folder
+from tuneforge.errors import TuneforgeError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -94,12 +95,26 @@ def test_rank_cli(trained, cli):
     (["--user", "u01", "--history", "x"], "one of them"),
     (["--user", "u01", "--k", "0"], "--k must be at least 1"),
     (["--user", "u0l"], 'user "u0l" has no clicks in the run\'s log. Did you mean'),
+    (["--history", "  "], "--history is empty; describe what the user liked"),  # ranked for nothing, silently
 ])
 def test_rank_cli_bad_input(trained, cli, args, expected):
     code, out, err = cli("rank", trained[0].dir, *args)
     assert code == 2
     assert expected in " ".join(err.split())
     assert "Traceback" not in err + out
+
+
+def test_an_unknown_user_of_a_big_log_is_named_with_a_few_examples_not_every_user(trained):
+    rec = trained[0]
+    saved = rec.histories
+    try:  # the message listed every user of the log: thousands of ids in one error
+        rec.histories = {**saved, **{f"shopper{i:05d}": ["negative-0"] for i in range(5000)}}
+        with pytest.raises(TuneforgeError) as info:
+            rec.rank(user="zz-nobody")
+    finally:
+        rec.histories = saved
+    message = str(info.value)
+    assert f"The log has {len(saved) + 5000} users with clicks, e.g. " in message and "shopper04999" not in message
 
 
 def test_rank_on_a_folder_that_is_not_a_run(tmp_path, cli):

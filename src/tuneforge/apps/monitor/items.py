@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import math
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tuneforge.errors import TuneforgeError
 
 FIELDS = ("id", "time", "text", "source", "topic")
+# Stream time is the newest item's time: one item dated years ahead (a typo, a wrong unit) would move every
+# window past all real items and silence the rules for good, so items this far past the clock are refused.
+MAX_AHEAD = timedelta(days=1)
 
 
 def parse_time(value: Any) -> datetime:
@@ -15,7 +19,14 @@ def parse_time(value: Any) -> datetime:
     if isinstance(value, bool):
         raise ValueError("time must be an ISO 8601 string or Unix seconds, not true/false")
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(float(value), timezone.utc).replace(tzinfo=None)
+        if not math.isfinite(value):
+            raise ValueError(f"time {value} is not a number of Unix seconds; write e.g. 1424777752 or "
+                             "2015-02-24T11:35:52Z")
+        try:
+            return datetime.fromtimestamp(float(value), timezone.utc).replace(tzinfo=None)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"time {value} is out of range as Unix seconds (years 1-9999; milliseconds? divide "
+                             "by 1000); write e.g. 1424777752 or 2015-02-24T11:35:52Z") from None
     if not isinstance(value, str) or not value.strip():
         raise ValueError("time must be an ISO 8601 string (2015-02-24T11:35:52Z) or Unix seconds")
     try:
@@ -23,8 +34,19 @@ def parse_time(value: Any) -> datetime:
     except ValueError:
         raise ValueError(f'time "{value[:40]}" is not ISO 8601; write e.g. 2015-02-24T11:35:52Z') from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:
+            raise ValueError(f'time "{value[:40]}" is out of range in UTC (years 1-9999)') from None
     return parsed
+
+
+def _check_chars(field: str, value: str) -> None:
+    """Text every database stores: no lone surrogate (JSON "\\ud800") and no NUL, which PostgreSQL refuses."""
+    for i, ch in enumerate(value):
+        if ch == "\x00" or "\ud800" <= ch <= "\udfff":
+            raise ValueError(f"{field} has the character U+{ord(ch):04X} at position {i}, which cannot be stored "
+                             f"(a NUL or half of a surrogate pair); remove it or send valid UTF-8")
 
 
 def check_item(raw: Any) -> dict[str, Any]:
@@ -46,7 +68,16 @@ def check_item(raw: Any) -> dict[str, Any]:
     for field in ("source", "topic"):
         if raw.get(field) is not None and (not isinstance(raw[field], str) or len(raw[field]) > 100):
             raise ValueError(f"{field} must be a string of at most 100 characters")
-    return {"id": str(item_id), "time": parse_time(raw["time"]), "text": raw["text"],
+    for field in ("id", "text", "source", "topic"):
+        if isinstance(raw.get(field), str):
+            _check_chars(field, raw[field])
+    time = parse_time(raw["time"])
+    if time > datetime.now(timezone.utc).replace(tzinfo=None) + MAX_AHEAD:
+        raise ValueError(f"time {time.isoformat()}Z is in the future (more than a day after the clock's "
+                         f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%MZ}); an item from the future would move "
+                         "the stream's windows past every real item; fix the time (Unix seconds, not "
+                         "milliseconds)")
+    return {"id": str(item_id), "time": time, "text": raw["text"],
             "source": raw.get("source") or "unknown", "topic": raw.get("topic") or None}
 
 

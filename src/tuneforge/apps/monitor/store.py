@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table,
-                        Text, and_, case, create_engine, func, select, update)
+                        Text, and_, case, create_engine, func, make_url, select, update)
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
 from tuneforge.errors import TuneforgeError
 
@@ -73,20 +73,45 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def _shown(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 def connect(url: str) -> Engine:
     """An engine with the tables created; a SQLite file's folder is created too."""
+    use = "Use sqlite:///path/monitor.db or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB."
     try:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(url.removeprefix("sqlite:///")).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                why = ("part of that path is a file, not a folder" if isinstance(exc, (FileExistsError,
+                                                                                      NotADirectoryError))
+                       else exc.strerror or str(exc))
+                raise TuneforgeError(f'database "{url}": cannot create the folder {folder} for it ({why}). Point '
+                                     "database at a file in a folder you can write.") from None
         engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {},
                                pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise TuneforgeError(f'database "{_shown(url)}" is not a SQLAlchemy URL this install can use ({exc}). '
+                             f"{use}") from None
+    if engine.dialect.name not in ("sqlite", "postgresql"):
+        raise TuneforgeError(f'database "{engine.url.render_as_string(hide_password=True)}": the monitor supports '
+                             f"SQLite and PostgreSQL, not {engine.dialect.name}. {use}")
+    try:
         metadata.create_all(engine)
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise TuneforgeError(f'database "{url}" is not a SQLAlchemy URL this install can use ({exc}). Use '
-                             "sqlite:///path/monitor.db or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB.") from None
     except OperationalError as exc:
         raise TuneforgeError(f'Cannot open the database "{engine.url.render_as_string(hide_password=True)}": '
                              f"{str(exc.orig).strip()}. Check that the server runs and the URL is right.") from None
+    except DatabaseError as exc:  # e.g. a SQLite URL naming a file that is not a database
+        raise TuneforgeError(f'The database "{engine.url.render_as_string(hide_password=True)}" cannot be used: '
+                             f"{str(exc.orig).strip()}. Point database at a new file or the monitor's own "
+                             "database; nothing was changed.") from None
     return engine
 
 

@@ -22,7 +22,7 @@ from tuneforge.apps.recommend.data import Item, history_text
 from tuneforge.apps.recommend.encoder import TextEncoder
 from tuneforge.apps.recommend.rerank import CrossEncoder, top_candidates
 from tuneforge.config import load_config
-from tuneforge.errors import TuneforgeError, did_you_mean
+from tuneforge.errors import TuneforgeError, closest, did_you_mean
 from tuneforge.models.precision import resolve_precision
 
 
@@ -68,8 +68,11 @@ class Recommender:
 
     def history_of(self, user: str) -> str:
         if user not in self.histories:
-            raise TuneforgeError(f'user "{user}" has no clicks in the run\'s log.{did_you_mean(user, self.histories)}'
-                                 ' Or describe the user with --history TEXT.')
+            hint = did_you_mean(user, self.histories) if len(self.histories) <= 30 or \
+                closest(user, self.histories) else \
+                f" The log has {len(self.histories)} users with clicks, e.g. {', '.join(sorted(self.histories)[:5])}."
+            raise TuneforgeError(f'user "{user}" has no clicks in the run\'s log.{hint} Or describe the user with '
+                                 "--history TEXT.")
         by_id = {i["item"]: Item(i["item"], i["title"], tags=tuple(i["tags"])) for i in self.items}
         return history_text(self.histories[user], by_id, self.cfg.data.history_items)
 
@@ -83,6 +86,9 @@ class Recommender:
             raise TuneforgeError("Say whom to rank for: a user of the log (--user U) or a text (--history TEXT).")
         if k < 1:
             raise TuneforgeError("--k must be at least 1.")
+        if history is not None and not history.strip():
+            raise TuneforgeError("--history is empty; describe what the user liked, e.g. --history \"python sorting "
+                                 "algorithms; what is a neural network\", or rank a user of the log with --user U.")
         if rerank and self.reranker is None:
             raise TuneforgeError(f"{self.dir} has no re-ranker (it was trained without rerank.enabled); rank without "
                                  "--rerank, or train with rerank.enabled=true.")
