@@ -110,7 +110,7 @@ def test_an_empty_text_sentence_is_refused_like_empty_tokens(tmp_path):
                                          {"text": "", "entities": []}])
     with pytest.raises(TuneforgeError) as info:
         read_token_examples(path)
-    assert 'e.jsonl line 2: "text" holds no words' in str(info.value) and "e.jsonl line 3" in str(info.value)
+    assert 'e.jsonl lines 2, 3: "text" holds no words' in str(info.value)
     # texts to tag (no entities asked for) may be empty: they get no entities
     examples, _ = read_token_examples(_write(tmp_path / "p.jsonl", [{"text": " "}]), require_tags=False)
     assert examples[0].words == ()
@@ -211,3 +211,29 @@ def test_entity_spans_have_character_offsets_and_mean_scores_and_a_stray_i_begin
         {"start": 0, "end": 1, "text": "王", "type": "PER", "score": pytest.approx(0.9)},
         {"start": 1, "end": 2, "text": "小", "type": "PER", "score": pytest.approx(0.6)},
         {"start": 2, "end": 3, "text": "明", "type": "LOC", "score": pytest.approx(0.9)}]
+
+
+def test_the_same_bad_tag_on_many_lines_is_one_problem_with_the_count_and_the_first_lines(tmp_path):
+    # 5,000 lines with "PER" for "B-PER" printed 5,000 near-identical messages
+    rows = [{"tokens": ["Ann", "met", "Bob"], "tags": ["PER", "O", "PER"]}] * 5000
+    rows[3] = {"tokens": ["Ann"], "tags": ["S-PER"]}
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(_write(tmp_path / "many.jsonl", rows))
+    message = str(info.value)
+    assert "2 problem(s)" in message and message.count('tag "PER"') == 1
+    assert 'many.jsonl lines 1, 2, 3, 5, 6 and 4,994 more (4,999 lines): tag "PER" is not a BIO tag' in message
+    assert 'many.jsonl line 4: tag "S-PER" is BIOES' in message
+    conll = tmp_path / "many.conll"
+    conll.write_text("".join(f"w{i} LOCATION\n" for i in range(7)), encoding="utf-8")
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(conll)
+    assert 'many.conll lines 1, 2, 3, 4, 5 and 2 more (7 lines): tag "LOCATION"' in str(info.value)
+
+
+def test_items_of_a_json_list_are_reported_on_their_own_lines(tmp_path):
+    path = tmp_path / "list.json"  # every item was "line 1"
+    path.write_text(json.dumps([{"tokens": ["a"], "tags": ["O"]}, {"tokens": ["b"], "tags": ["PER"]}], indent=1),
+                    encoding="utf-8")
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(path)
+    assert 'list.json line 10: tag "PER"' in str(info.value)

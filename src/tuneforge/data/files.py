@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.data.formats import RawRows, parse_delimited, parse_json, parse_json_lines, read_text
-from tuneforge.data.problems import by_line, raise_problems
+from tuneforge.data.problems import by_line, line_list, raise_problems
 from tuneforge.data.records import Example
 from tuneforge.errors import TuneforgeError, closest
 
@@ -120,7 +120,7 @@ def _absent_problems(
                 _missing_problem(shown, where, "column", required, raw.columns, columns.used())
             )
         elif raw.columns is None and name in absent:
-            where, keys = _lines(absent[name].lines), sorted(absent[name].keys)
+            where, keys = line_list(absent[name].lines), sorted(absent[name].keys)
             problems.append(_missing_problem(shown, where, "field", required, keys, columns.used()))
     return problems
 
@@ -256,14 +256,6 @@ def _guess(name: str, role: str, keys: list[str]) -> str | None:
         return best
     lowered = {key.lower(): key for key in keys}
     return next((lowered[usual] for usual in _USUAL_NAMES[role] if usual in lowered), None)
-
-
-def _lines(numbers: list[int]) -> str:
-    """'line 7' or 'lines 2, 3, 9 and 40 more'."""
-    if len(numbers) == 1:
-        return f"line {numbers[0]}"
-    head = ", ".join(map(str, numbers[:5]))
-    return f"lines {head}" + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
 
 
 def _why_empty(text: str, raw: RawRows) -> str:

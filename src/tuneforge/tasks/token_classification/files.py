@@ -7,9 +7,10 @@ continues nothing is fixed to ``B-X`` (see :mod:`bio`) and the fixes are returne
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from tuneforge.data.formats import parse_json, parse_json_lines
+from tuneforge.data.problems import Repeated, by_line, raise_problems
 from tuneforge.errors import TuneforgeError
 from tuneforge.tasks.token_classification.bio import Span, repair, tag_problem, tags_from_spans
 from tuneforge.tasks.token_classification.records import TokenExample
@@ -18,18 +19,30 @@ from tuneforge.tasks.token_classification.words import join_words, locate_words,
 JSON_SUFFIXES = (".jsonl", ".json")
 CONLL_SUFFIXES = (".conll", ".bio", ".iob", ".txt")
 SUFFIXES = JSON_SUFFIXES + CONLL_SUFFIXES
-MAX_SHOWN = 20
+_HINT = ('Each record is {"tokens": [...], "tags": [...]} or {"text": "...", "entities": [{"start": 0, "end": 4, '
+         '"label": "PER"}]}.')
 
 
 class _Report:
+    """The problems of one file. The same problem on many lines (a tag written one wrong way throughout)
+    is said once with its lines (:class:`~tuneforge.data.problems.Repeated`), not once per line."""
+
     def __init__(self, path: Path) -> None:
-        self.path, self.problems, self.fixed = path, [], []
+        self.path, self.fixed = path, []
+        self.parsed: list[str] = []  # whole messages from the JSON parsers (file and line included)
+        self.repeated = Repeated()
+
+    def add(self, line: int, problem: str) -> None:
+        self.repeated.add(line, problem)
+
+    def problems(self) -> list[str]:
+        return sorted(self.parsed + self.repeated.messages(self.path.name), key=by_line)
 
     def check(self, line: int, tags: list[str], lines: list[int] | None = None) -> list[str]:
         """Report bad tags; fix stray I- tags (noted for a warning). ``lines``: each tag's own line."""
         bad = [(tag, problem) for tag in tags if (problem := tag_problem(tag))]
-        for _tag, problem in bad[:3]:
-            self.problems.append(f"{self.path.name} line {line}: {problem}")
+        for _tag, problem in dict(bad).items():
+            self.add(line, problem)
         if bad:
             return tags
         out, fixed = repair(tags)
@@ -54,10 +67,8 @@ def read_token_examples(path: str | Path, *, require_tags: bool = True) -> tuple
     report = _Report(path)
     reader = _read_json if path.suffix in JSON_SUFFIXES else _read_conll
     examples = reader(text, report, require_tags)
-    if report.problems:
-        extra = len(report.problems) - MAX_SHOWN
-        shown = report.problems[:MAX_SHOWN] + ([f"... and {extra} more"] if extra > 0 else [])
-        raise TuneforgeError(f"{path} has {len(report.problems)} problem(s):", shown)
+    if problems := report.problems():
+        raise_problems(f"{path} has {len(problems)} problem(s):", problems)
     if not examples:
         raise TuneforgeError(f"{path} holds no sentences.")
     warnings = []
@@ -69,27 +80,13 @@ def read_token_examples(path: str | Path, *, require_tags: bool = True) -> tuple
 
 
 def _read_json(text: str, report: _Report, require_tags: bool) -> list[TokenExample]:
-    if report.path.suffix == ".json":
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            report.problems.append(f"{report.path.name} line {exc.lineno}: not valid JSON ({exc.msg})")
-            return []
-        if not isinstance(rows, list):
-            report.problems.append(f"{report.path.name}: a .json file must hold a list of objects")
-            return []
-        numbered = [(1, row) for row in rows]
-    else:
-        numbered = []
-        for number, line in enumerate(text.split("\n"), 1):
-            if not line.strip():
-                continue
-            try:
-                numbered.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                report.problems.append(f"{report.path.name} line {number}: not valid JSON ({exc.msg})")
+    # The shared parsers give each record the line it starts on (also each item of a .json list), so a
+    # problem repeated over many records can be grouped by line.
+    parse = parse_json if report.path.suffix == ".json" else parse_json_lines
+    raw = parse(text, report.path.name, _HINT)
+    report.parsed += raw.problems
     out = []
-    for number, row in numbered:
+    for number, row in raw.rows:
         example = _from_row(row, number, report, require_tags)
         if example is not None:
             out.append(example)
@@ -97,29 +94,28 @@ def _read_json(text: str, report: _Report, require_tags: bool) -> list[TokenExam
 
 
 def _from_row(row: object, line: int, report: _Report, require_tags: bool) -> TokenExample | None:
-    where = f"{report.path.name} line {line}"
     if not isinstance(row, dict):
-        report.problems.append(f"{where}: expected a JSON object, got {type(row).__name__}")
+        report.add(line, f"expected a JSON object, got {type(row).__name__}")
         return None
     if "tokens" in row:
         words, tags, text = row["tokens"], row.get("tags"), row.get("text")
         well_formed = isinstance(words, list) and words and all(isinstance(w, str) and w.strip() == w and w
                                                                  for w in words)
         if not well_formed:
-            report.problems.append(f'{where}: "tokens" must be a non-empty list of non-empty strings without spaces')
+            report.add(line, '"tokens" must be a non-empty list of non-empty strings without spaces')
             return None
         if tags is None:
             if require_tags:
-                report.problems.append(f'{where}: "tokens" without "tags"; give one BIO tag per token')
+                report.add(line, '"tokens" without "tags"; give one BIO tag per token')
                 return None
         elif not isinstance(tags, list) or len(tags) != len(words):
             count = len(tags) if isinstance(tags, list) else type(tags).__name__
-            report.problems.append(f'{where}: {len(words)} tokens but {count} tags; give one tag per token')
+            report.add(line, f'{len(words)} tokens but {count} tags; give one tag per token')
             return None
         if text is not None:
             offsets = locate_words(text, words) if isinstance(text, str) else None
             if offsets is None:
-                report.problems.append(f'{where}: the tokens are not found in order in "text"; fix them or drop '
+                report.add(line, 'the tokens are not found in order in "text"; fix them or drop '
                                        '"text" (the tokens are then joined with spaces)')
                 return None
         else:
@@ -127,24 +123,24 @@ def _from_row(row: object, line: int, report: _Report, require_tags: bool) -> To
         tags = report.check(line, [str(t) for t in tags]) if tags is not None else None
         return TokenExample(text, tuple(words), tuple(map(tuple, offsets)), tuple(tags) if tags else None)
     if "text" in row:
-        return _from_entities(row, where, report, require_tags)
-    report.problems.append(f'{where}: needs "tokens" and "tags" (lists), or "text" and "entities" '
+        return _from_entities(row, line, report, require_tags)
+    report.add(line, f'needs "tokens" and "tags" (lists), or "text" and "entities" '
                            f"(found keys: {', '.join(sorted(row)) or 'none'})")
     return None
 
 
-def _from_entities(row: dict, where: str, report: _Report, require_tags: bool) -> TokenExample | None:
+def _from_entities(row: dict, line: int, report: _Report, require_tags: bool) -> TokenExample | None:
     text, entities = row["text"], row.get("entities")
     if not isinstance(text, str):
-        report.problems.append(f'{where}: "text" must be a string')
+        report.add(line, '"text" must be a string')
         return None
     words = split_words(text)
     if not words and require_tags:  # the tokens form refuses an empty sentence too
-        report.problems.append(f'{where}: "text" holds no words (it is empty or only spaces); delete the line')
+        report.add(line, '"text" holds no words (it is empty or only spaces); delete the line')
         return None
     if entities is None:
         if require_tags:
-            report.problems.append(f'{where}: "text" without "entities"; give a list of {{"start", "end", "label"}}')
+            report.add(line, '"text" without "entities"; give a list of {"start", "end", "label"}')
             return None
         return TokenExample(text, tuple(w for w, _, _ in words), tuple((s, e) for _, s, e in words))
     found = []
@@ -152,19 +148,19 @@ def _from_entities(row: dict, where: str, report: _Report, require_tags: bool) -
         try:
             start, end, kind = int(entity["start"]), int(entity["end"]), str(entity["label"])
         except (TypeError, KeyError, ValueError):
-            report.problems.append(f'{where}: each entity needs integer "start", "end" and a "label", got {entity!r}')
+            report.add(line, f'each entity needs integer "start", "end" and a "label", got {entity!r}')
             return None
         first = [i for i, (_, s, _) in enumerate(words) if s == start]
         last = [i for i, (_, _, e) in enumerate(words) if e == end]
         if not first or not last or last[0] < first[0] or not kind or "-" in kind:
-            report.problems.append(f"{where}: entity {kind!r} at {start}:{end} ({text[start:end]!r}) does not start "
+            report.add(line, f"entity {kind!r} at {start}:{end} ({text[start:end]!r}) does not start "
                                    "and end on word boundaries (or its label is empty or has a dash); words are "
                                    "CJK characters, runs of letters/digits, single punctuation marks")
             return None
         found.append(Span(kind, first[0], last[0] + 1))
     found.sort(key=lambda s: s.start)
     if any(a.end > b.start for a, b in zip(found, found[1:])):
-        report.problems.append(f"{where}: entities overlap; BIO tags hold one entity per word")
+        report.add(line, "entities overlap; BIO tags hold one entity per word")
         return None
     return TokenExample(text, tuple(w for w, _, _ in words), tuple((s, e) for _, s, e in words),
                         tuple(tags_from_spans(len(words), found)))
@@ -191,11 +187,11 @@ def _read_conll(text: str, report: _Report, require_tags: bool) -> list[TokenExa
             flush()
             continue
         if len(columns) < 2:
-            report.problems.append(f"{report.path.name} line {number}: {line.strip()!r} has one column; a CoNLL "
+            report.add(number, f"{line.strip()!r} has one column; a CoNLL "
                                    "line is a word and its tag (the tag in the last column)")
             continue
         if problem := tag_problem(columns[-1]):
-            report.problems.append(f"{report.path.name} line {number}: {problem}")
+            report.add(number, problem)
             continue
         words.append(columns[0])
         tags.append(columns[-1])
