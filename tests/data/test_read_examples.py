@@ -151,6 +151,16 @@ def test_missing_text_field_suggests_the_closest_name(tmp_path: Path) -> None:
     assert 'Did you mean "txt"?' in message and 'text_column="txt"' in message
 
 
+def test_a_field_missing_from_many_records_is_one_problem_with_the_count(tmp_path: Path) -> None:
+    lines = ['{"sentence": "a", "label": "x"}'] * 5000
+    message = error_of(write(tmp_path, "train.jsonl", "\n".join(lines) + "\n"))
+    assert "1 problem(s)" in message
+    assert (
+        'train.jsonl lines 1, 2, 3, 4, 5 and 4,995 more (5,000 lines): no field "text" (the objects '
+        'have: label, sentence). Did you mean "sentence"?' in message
+    )
+
+
 def test_csv_missing_column_is_reported_once_on_the_header(tmp_path: Path) -> None:
     path = write(tmp_path, "train.csv", "sentence,sentiment\na,pos\nb,neg\n")
     message = error_of(path)

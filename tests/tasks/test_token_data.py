@@ -101,7 +101,8 @@ def test_bad_tags_are_reported_with_file_and_line_all_at_once(tmp_path):
     assert "bad.jsonl line 2: 2 tokens but 1 tags" in message
     assert "bad.jsonl line 3: entity 'X' at 1:3" in message and "word boundaries" in message
     assert "bad.jsonl line 4: not valid JSON" in message
-    assert "bad.jsonl line 5: needs" in message and "found keys: words" in message
+    assert 'bad.jsonl line 5: no "tokens" or "text" field (1 of 4 records; they have: words)' in message
+    assert 'rename "words" to "tokens".' in message
 
 
 def test_an_empty_text_sentence_is_refused_like_empty_tokens(tmp_path):
@@ -237,3 +238,30 @@ def test_items_of_a_json_list_are_reported_on_their_own_lines(tmp_path):
     with pytest.raises(TuneforgeError) as info:
         read_token_examples(path)
     assert 'list.json line 10: tag "PER"' in str(info.value)
+
+
+def test_misnamed_fields_are_one_problem_naming_the_fields_the_file_has_and_the_renames(tmp_path):
+    # {"sentence", "labels"} records gave one "needs tokens and tags" message per line
+    path = _write(tmp_path / "hf.jsonl", [{"sentence": "Ann met Bob", "labels": []}] * 5000)
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(path)
+    message = " ".join(str(info.value).split())
+    assert "1 problem(s)" in message
+    assert ('hf.jsonl lines 1, 2, 3, 4, 5 and 4,995 more (5,000 lines): no "tokens" or "text" field (every record; '
+            "they have: labels, sentence)") in message
+    assert "data.text_column and data.label_column are for text classification" in message
+    assert message.endswith('rename "sentence" to "text" and "labels" to "entities".')
+    # Hugging Face's conll2003 names the tags "ner_tags": said once, not once per sentence
+    rows = [{"id": i, "tokens": ["Ann"], "ner_tags": ["B-PER"]} for i in range(30)] + [{"tokens": ["Bob"],
+                                                                                        "tags": ["B-PER"]}]
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(_write(tmp_path / "conll2003.jsonl", rows))
+    message = str(info.value)
+    assert "1 problem(s)" in message
+    assert ('conll2003.jsonl lines 1, 2, 3, 4, 5 and 25 more (30 lines): "tokens" without "tags" (30 of 31 '
+            'records; they have: id, ner_tags, tokens); give one BIO tag per token under "tags": rename "ner_tags" '
+            'to "tags".') in message
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(_write(tmp_path / "spans.jsonl", [{"text": "Ann", "spans": []}] * 3))
+    assert ('spans.jsonl lines 1, 2, 3: "text" without "entities" (every record; they have: spans, text)'
+            in str(info.value)) and 'rename "spans" to "entities"' in str(info.value)

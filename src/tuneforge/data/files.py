@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tuneforge.data.formats import RawRows, parse_delimited, parse_json, parse_json_lines, read_text
-from tuneforge.data.problems import by_line, line_list, raise_problems
+from tuneforge.data.problems import Absent, by_line, line_list, raise_problems
 from tuneforge.data.records import Example
 from tuneforge.errors import TuneforgeError, closest
 
@@ -80,7 +80,7 @@ def read_examples(
 
     problems = list(raw.problems)
     examples: list[Example] = []
-    absent: dict[str, _Absent] = {}  # required field -> the records without it
+    absent: dict[str, Absent] = {}  # required field -> the records without it
     for line, row in raw.rows:
         example = _to_example(line, row, columns, shown, problems, absent)
         if example is not None:
@@ -98,16 +98,8 @@ def read_examples(
     return examples
 
 
-@dataclass
-class _Absent:
-    """The records that lack one required field: their lines, and the keys they have instead."""
-
-    lines: list[int] = field(default_factory=list)
-    keys: set[str] = field(default_factory=set)
-
-
 def _absent_problems(
-    shown: str, raw: RawRows, columns: _Columns, absent: dict[str, _Absent]
+    shown: str, raw: RawRows, columns: _Columns, absent: dict[str, Absent]
 ) -> list[str]:
     """One problem per required field that is absent, however many records lack it."""
     problems = []
@@ -171,7 +163,7 @@ def _to_example(
     columns: _Columns,
     shown: str,
     problems: list[str],
-    absent: dict[str, _Absent],
+    absent: dict[str, Absent],
 ) -> Example | None:
     """Convert one row, appending its problems; None when the row is unusable.
 
@@ -190,9 +182,7 @@ def _to_example(
         values[name] = value.strip() if value is not None else None
     for name, role, _ in columns.required():
         if name not in row:
-            record = absent.setdefault(name, _Absent())
-            record.lines.append(line)
-            record.keys.update(row)
+            absent.setdefault(name, Absent()).add(line, row)
             ok = False
         elif name in values and not values[name]:
             problems.append(

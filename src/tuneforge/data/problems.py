@@ -7,6 +7,7 @@ said once, with the number of lines and the first few of them (:func:`line_list`
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 from tuneforge.errors import TuneforgeError
@@ -49,6 +50,23 @@ class Repeated:
     def messages(self, shown: str) -> list[str]:
         """``"{shown} lines 3, 7 and 12: {problem}"``, one per distinct problem."""
         return [f"{shown} {line_list(lines)}: {problem}" for problem, lines in self._lines.items()]
+
+
+@dataclass
+class Absent:
+    """The records that lack one field: their lines, and the keys they have instead (to suggest the
+    field the user meant). A misnamed field is one mistake, reported once, not once per record."""
+
+    lines: list[int] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)
+
+    def add(self, line: int, record: dict) -> None:
+        self.lines.append(line)
+        self.keys.update(record)
+
+    def share(self, total: int) -> str:
+        """'every record' or '3 of 40 records'."""
+        return "every record" if len(self.lines) == total else f"{len(self.lines):,} of {total:,} records"
 
 
 def raise_problems(message: str, problems: list[str]) -> NoReturn:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tuneforge.data.formats import parse_json, parse_json_lines
-from tuneforge.data.problems import Repeated, by_line, raise_problems
-from tuneforge.errors import TuneforgeError
+from tuneforge.data.problems import Absent, Repeated, by_line, line_list, raise_problems
+from tuneforge.errors import TuneforgeError, closest
 from tuneforge.tasks.token_classification.bio import Span, repair, tag_problem, tags_from_spans
 from tuneforge.tasks.token_classification.records import TokenExample
 from tuneforge.tasks.token_classification.words import join_words, locate_words, split_words
@@ -19,6 +19,11 @@ from tuneforge.tasks.token_classification.words import join_words, locate_words,
 JSON_SUFFIXES = (".jsonl", ".json")
 CONLL_SUFFIXES = (".conll", ".bio", ".iob", ".txt")
 SUFFIXES = JSON_SUFFIXES + CONLL_SUFFIXES
+# The field names are fixed (no data.*_column option applies to token classification); names datasets
+# often use instead, suggested when one is absent.
+_USUAL = {"tokens": ["words", "token", "toks"], "tags": ["ner_tags", "labels", "tag", "label", "ner", "bio"],
+          "text": ["sentence", "sent", "content", "string", "raw", "input"],
+          "entities": ["spans", "entity", "labels", "label", "annotations", "ner"]}
 _HINT = ('Each record is {"tokens": [...], "tags": [...]} or {"text": "...", "entities": [{"start": 0, "end": 4, '
          '"label": "PER"}]}.')
 
@@ -31,12 +36,19 @@ class _Report:
         self.path, self.fixed = path, []
         self.parsed: list[str] = []  # whole messages from the JSON parsers (file and line included)
         self.repeated = Repeated()
+        self.absent: dict[str, Absent] = {}  # "tokens/text", "tags" or "entities" -> the records without it
+        self.records = 0
+
+    def missing(self, name: str, line: int, row: dict) -> None:
+        self.absent.setdefault(name, Absent()).add(line, row)
 
     def add(self, line: int, problem: str) -> None:
         self.repeated.add(line, problem)
 
     def problems(self) -> list[str]:
-        return sorted(self.parsed + self.repeated.messages(self.path.name), key=by_line)
+        absent = [f"{self.path.name} {line_list(record.lines)}: {_absent_problem(name, record, self.records)}"
+                  for name, record in self.absent.items()]
+        return sorted(self.parsed + self.repeated.messages(self.path.name) + absent, key=by_line)
 
     def check(self, line: int, tags: list[str], lines: list[int] | None = None) -> list[str]:
         """Report bad tags; fix stray I- tags (noted for a warning). ``lines``: each tag's own line."""
@@ -85,6 +97,7 @@ def _read_json(text: str, report: _Report, require_tags: bool) -> list[TokenExam
     parse = parse_json if report.path.suffix == ".json" else parse_json_lines
     raw = parse(text, report.path.name, _HINT)
     report.parsed += raw.problems
+    report.records = len(raw.rows)
     out = []
     for number, row in raw.rows:
         example = _from_row(row, number, report, require_tags)
@@ -106,7 +119,7 @@ def _from_row(row: object, line: int, report: _Report, require_tags: bool) -> To
             return None
         if tags is None:
             if require_tags:
-                report.add(line, '"tokens" without "tags"; give one BIO tag per token')
+                report.missing("tags", line, row)
                 return None
         elif not isinstance(tags, list) or len(tags) != len(words):
             count = len(tags) if isinstance(tags, list) else type(tags).__name__
@@ -124,9 +137,38 @@ def _from_row(row: object, line: int, report: _Report, require_tags: bool) -> To
         return TokenExample(text, tuple(words), tuple(map(tuple, offsets)), tuple(tags) if tags else None)
     if "text" in row:
         return _from_entities(row, line, report, require_tags)
-    report.add(line, f'needs "tokens" and "tags" (lists), or "text" and "entities" '
-                           f"(found keys: {', '.join(sorted(row)) or 'none'})")
+    report.missing("tokens/text", line, row)
     return None
+
+
+def _rename(name: str, keys: list[str], taken: str | None = None) -> tuple[str, str] | None:
+    """(field, ``name``) when the records hold a field that is probably ``name`` under another name: a name
+    datasets often use, else a close spelling. Fields named right, and ``taken``, are not candidates."""
+    keys = [key for key in keys if key not in _USUAL and key != taken]
+    lowered = {key.lower(): key for key in keys}
+    best = next((lowered[k] for k in _USUAL[name] if k in lowered), None) or closest(name, keys)
+    return (best, name) if best else None
+
+
+def _absent_problem(name: str, absent: Absent, total: int) -> str:
+    """One message for all the records that lack a field: a misnamed field is one mistake, not one per line."""
+    keys = sorted(absent.keys)
+    have = f'({absent.share(total)}; they have: {", ".join(keys) or "nothing"})'
+    if name == "tags":
+        what = f'"tokens" without "tags" {have}; give one BIO tag per token under "tags"'
+        renames = [_rename("tags", keys)]
+    elif name == "entities":
+        what = f'"text" without "entities" {have}; give a list of {{"start", "end", "label"}} under "entities"'
+        renames = [_rename("entities", keys)]
+    else:
+        what = (f'no "tokens" or "text" field {have}. Token classification reads {{"tokens": [...], "tags": '
+                '[...]} or {"text": "...", "entities": [...]}, under these names (data.text_column and '
+                "data.label_column are for text classification)")
+        words, tags = ("tokens", "tags") if _rename("tokens", keys) or not _rename("text", keys) else \
+            ("text", "entities")
+        renames = [first := _rename(words, keys), _rename(tags, keys, taken=first[0] if first else None)]
+    listed = " and ".join(f'"{old}" to "{new}"' for old, new in filter(None, renames))
+    return f"{what}: rename {listed}." if listed else f"{what}."
 
 
 def _from_entities(row: dict, line: int, report: _Report, require_tags: bool) -> TokenExample | None:
@@ -140,7 +182,7 @@ def _from_entities(row: dict, line: int, report: _Report, require_tags: bool) ->
         return None
     if entities is None:
         if require_tags:
-            report.add(line, '"text" without "entities"; give a list of {"start", "end", "label"}')
+            report.missing("entities", line, row)
             return None
         return TokenExample(text, tuple(w for w, _, _ in words), tuple((s, e) for _, s, e in words))
     found = []
