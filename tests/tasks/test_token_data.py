@@ -265,3 +265,38 @@ def test_misnamed_fields_are_one_problem_naming_the_fields_the_file_has_and_the_
         read_token_examples(_write(tmp_path / "spans.jsonl", [{"text": "Ann", "spans": []}] * 3))
     assert ('spans.jsonl lines 1, 2, 3: "text" without "entities" (every record; they have: spans, text)'
             in str(info.value)) and 'rename "spans" to "entities"' in str(info.value)
+
+
+@pytest.mark.parametrize(("value", "shown", "fix"), [
+    ("2", '"2" (a string)', 'write "start": 2'),  # int("2") read it as 2 without a word
+    (2.0, "2.0 (a number)", 'write "start": 2'),
+    (2.5, "2.5 (a number)", 'write "start" as a whole number'),  # int(2.5) cut it to 2
+    (True, "true (a boolean)", 'write "start" as a whole number'),  # int(True) read it as 1
+])
+def test_a_span_offset_that_is_not_a_json_integer_is_refused_with_the_value_and_the_fix(tmp_path, value, shown, fix):
+    good = {"text": "in New York", "entities": [{"start": 3, "end": 11, "label": "LOC"}]}
+    bad = {"text": "go to Oslo", "entities": [{"start": value, "end": 5, "label": "X"},
+                                              {"start": 6, "end": 10, "label": "LOC"}]}
+    path = _write(tmp_path / "spans.jsonl", [good, bad])
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(path)
+    message = str(info.value)
+    assert "1 problem(s)" in message
+    assert (f'spans.jsonl line 2: entity 1: "start" is {shown}; it must be a JSON integer, the character offset into '
+            f'"text": {fix}') in message
+
+
+def test_every_bad_entity_field_of_a_line_is_named(tmp_path):
+    path = _write(tmp_path / "spans.jsonl", [{"text": "Ann", "entities": [{"start": 0, "end": "3", "label": 7}, "PER",
+                                                                          {"end": 3, "label": ""}]},
+                                             {"text": "Ann", "entities": {"start": 0, "end": 3, "label": "PER"}}])
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(path)
+    message = str(info.value)
+    assert 'spans.jsonl line 1: entity 1: "end" is "3" (a string)' in message
+    assert 'spans.jsonl line 1: entity 1: "label" is 7 (a number); it must be the entity type as a string' in message
+    assert 'spans.jsonl line 1: entity 2 is "PER" (a string); each entity is an object such as {"start": 0' in message
+    assert 'spans.jsonl line 1: entity 3 has no "start" (it has: end, label)' in message
+    assert 'spans.jsonl line 1: entity 3: "label" is empty' in message
+    assert 'spans.jsonl line 2: "entities" is {"start": 0, "end": 3, "label": "PER"} (an object); it must be a list' \
+        in message

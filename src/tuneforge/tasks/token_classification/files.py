@@ -7,6 +7,7 @@ continues nothing is fixed to ``B-X`` (see :mod:`bio`) and the fixes are returne
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tuneforge.data.formats import parse_json, parse_json_lines
@@ -185,13 +186,18 @@ def _from_entities(row: dict, line: int, report: _Report, require_tags: bool) ->
             report.missing("entities", line, row)
             return None
         return TokenExample(text, tuple(w for w, _, _ in words), tuple((s, e) for _, s, e in words))
+    if not isinstance(entities, list):
+        report.add(line, f'"entities" is {_shown(entities)}; it must be a list of {{"start": 0, "end": 3, '
+                         '"label": "PER"}} objects ([] for a sentence without entities)')
+        return None
+    problems = [problem for number, entity in enumerate(entities, 1) for problem in _entity_problems(number, entity)]
+    for problem in problems:
+        report.add(line, problem)
+    if problems:
+        return None
     found = []
-    for entity in entities if isinstance(entities, list) else [None]:
-        try:
-            start, end, kind = int(entity["start"]), int(entity["end"]), str(entity["label"])
-        except (TypeError, KeyError, ValueError):
-            report.add(line, f'each entity needs integer "start", "end" and a "label", got {entity!r}')
-            return None
+    for entity in entities:
+        start, end, kind = entity["start"], entity["end"], entity["label"]
         first = [i for i, (_, s, _) in enumerate(words) if s == start]
         last = [i for i, (_, _, e) in enumerate(words) if e == end]
         if not first or not last or last[0] < first[0] or not kind or "-" in kind:
@@ -206,6 +212,43 @@ def _from_entities(row: dict, line: int, report: _Report, require_tags: bool) ->
         return None
     return TokenExample(text, tuple(w for w, _, _ in words), tuple((s, e) for _, s, e in words),
                         tuple(tags_from_spans(len(words), found)))
+
+
+def _shown(value: object) -> str:
+    """A JSON value as the file writes it, with its kind: '"2" (a string)', 'true (a boolean)'."""
+    kind = ("a boolean" if isinstance(value, bool) else "a number" if isinstance(value, (int, float)) else
+            "a string" if isinstance(value, str) else "null" if value is None else
+            "a list" if isinstance(value, list) else "an object")
+    text = json.dumps(value, ensure_ascii=False)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return text if value is None else f"{text} ({kind})"
+
+
+def _entity_problems(number: int, entity: object) -> list[str]:
+    """What is wrong with the ``number``-th entity of a line. Offsets must be JSON integers: a string
+    ("2"), a float (2.0, 2.5) or a boolean (true, which Python counts as 1) is refused, not converted, as
+    it usually means the file was written by a tool that lost the types, and a guess could tag the wrong
+    characters without a word."""
+    shape = '{"start": 0, "end": 3, "label": "PER"}'
+    if not isinstance(entity, dict):
+        return [f"entity {number} is {_shown(entity)}; each entity is an object such as {shape}"]
+    problems = []
+    for name in ("start", "end"):
+        value = entity.get(name)
+        if name not in entity:
+            problems.append(f'entity {number} has no "{name}" (it has: {", ".join(entity) or "nothing"}); each '
+                            f"entity is an object such as {shape}")
+        elif type(value) is not int:
+            whole = (value.strip() if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit()
+                     else int(value) if isinstance(value, float) and value.is_integer() else None)
+            fix = f'write "{name}": {whole}' if whole is not None else f'write "{name}" as a whole number'
+            problems.append(f'entity {number}: "{name}" is {_shown(value)}; it must be a JSON integer, the '
+                            f'character offset into "text": {fix}')
+    label = entity.get("label")
+    if not isinstance(label, str) or not label.strip():
+        got = "is missing" if "label" not in entity else "is empty" if isinstance(label, str) else f"is {_shown(label)}"
+        problems.append(f'entity {number}: "label" {got}; it must be the entity type as a string, e.g. "PER"')
+    return problems
 
 
 def _read_conll(text: str, report: _Report, require_tags: bool) -> list[TokenExample]:
