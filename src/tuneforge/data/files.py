@@ -86,6 +86,8 @@ def read_examples(
         if example is not None:
             examples.append(example)
     problems += _absent_problems(shown, raw, columns, absent)
+    if (mixed := _mixed_label_problem(shown, raw, columns.label)) is not None:
+        problems.append(mixed)
 
     if problems:
         problems.sort(key=by_line)
@@ -117,6 +119,37 @@ def _absent_problems(
     return problems
 
 
+def _mixed_label_problem(shown: str, raw: RawRows, label: str) -> str | None:
+    """A JSON label column holding both booleans and numbers (``true`` on some lines, ``1`` on others).
+
+    Read as text they would be four classes, "true", "false", "1", "0", while they almost always mean
+    two: files merged from two exports, or a tool that wrote 1/0 for true/false (Python itself has
+    ``True == 1``). Refused, naming both kinds with their lines, rather than trained as four classes.
+    Booleans with strings are not refused ("true", "false", "maybe" is a fine label set).
+    """
+    if raw.columns is not None:
+        return None  # CSV / TSV cells are all text
+    lines: dict[str, list[int]] = {"boolean": [], "number": []}
+    texts: dict[str, set[str]] = {"boolean": set(), "number": set()}
+    for line, row in raw.rows:
+        value = row.get(label)
+        kind = "boolean" if isinstance(value, bool) else "number" if isinstance(value, (int, float)) else None
+        if kind is not None and value == value:  # NaN is a missing label, reported elsewhere
+            lines[kind].append(line)
+            texts[kind].add(_as_string(value) or "")
+    if not (lines["boolean"] and lines["number"]):
+        return None
+    classes = sorted(texts["boolean"] | texts["number"])
+    return (
+        f'{shown} {line_list(lines["boolean"])}: "{label}" is a JSON boolean '
+        f"({'/'.join(sorted(texts['boolean'], reverse=True))}), but on {line_list(lines['number'])} "
+        f"it is a number ({'/'.join(sorted(texts['number'], reverse=True))}). Read as labels these are "
+        f"{len(classes)} different classes ({', '.join(classes)}), which is rarely meant: write the "
+        'labels one way (all true/false, or all 1/0), or as strings ("1", "true") if they really are '
+        "different classes."
+    )
+
+
 def _check_path(path: Path, shown: str) -> None:
     if path.is_file():
         return
@@ -143,7 +176,18 @@ def _hint(suffix: str, columns: _Columns) -> str:
 
 
 def _as_string(value: object) -> str | None:
-    """A cell as a string; None for JSON null or NaN. Raises ValueError naming a list or object."""
+    """A cell as a string; None for JSON null or NaN. Raises ValueError naming a list or object.
+
+    Labels are class names, compared as text. A JSON boolean is read as the text the file shows,
+    ``true`` / ``false`` (not Python's ``True``), so it is the same class as the string ``"true"``; CSV
+    and TSV cells are text and keep it as written: a cell ``True`` is not turned into ``true``, since a
+    column of ``true``, ``half-true``, ``TRUE`` may well be a deliberate label set, and guessing which
+    cells are booleans would merge classes without a word. Where two spellings of one value meet, the
+    checks say so instead: one label written in several cases (validate.py) and a validation or test
+    label that only the case tells from a train label (with a note on how JSON booleans are read), and a
+    JSON file whose label column mixes booleans and numbers (``true`` and ``1``, see
+    :func:`_mixed_label_problem`).
+    """
     if value is None or (isinstance(value, float) and value != value):
         return None
     if isinstance(value, str):
