@@ -107,10 +107,7 @@ def _read_json(text: str, report: _Report, require_tags: bool) -> list[TokenExam
     return out
 
 
-def _from_row(row: object, line: int, report: _Report, require_tags: bool) -> TokenExample | None:
-    if not isinstance(row, dict):
-        report.add(line, f"expected a JSON object, got {type(row).__name__}")
-        return None
+def _from_row(row: dict, line: int, report: _Report, require_tags: bool) -> TokenExample | None:
     if "tokens" in row:
         words, tags, text = row["tokens"], row.get("tags"), row.get("text")
         well_formed = isinstance(words, list) and words and all(isinstance(w, str) and w.strip() == w and w
@@ -129,8 +126,8 @@ def _from_row(row: object, line: int, report: _Report, require_tags: bool) -> To
         if text is not None:
             offsets = locate_words(text, words) if isinstance(text, str) else None
             if offsets is None:
-                report.add(line, 'the tokens are not found in order in "text"; fix them or drop '
-                                       '"text" (the tokens are then joined with spaces)')
+                report.add(line, 'the tokens are not found in order in "text"; fix them or drop "text" (the '
+                                 "tokens are then joined with spaces)")
                 return None
         else:
             text, offsets = join_words(words)
@@ -201,9 +198,9 @@ def _from_entities(row: dict, line: int, report: _Report, require_tags: bool) ->
         first = [i for i, (_, s, _) in enumerate(words) if s == start]
         last = [i for i, (_, _, e) in enumerate(words) if e == end]
         if not first or not last or last[0] < first[0] or not kind or "-" in kind:
-            report.add(line, f"entity {kind!r} at {start}:{end} ({text[start:end]!r}) does not start "
-                                   "and end on word boundaries (or its label is empty or has a dash); words are "
-                                   "CJK characters, runs of letters/digits, single punctuation marks")
+            report.add(line, f"entity {kind!r} at {start}:{end} ({text[start:end]!r}) does not start and end on "
+                             "word boundaries (or its label has a dash); words are CJK characters, runs of "
+                             "letters/digits, single punctuation marks")
             return None
         found.append(Span(kind, first[0], last[0] + 1))
     found.sort(key=lambda s: s.start)
@@ -272,8 +269,8 @@ def _read_conll(text: str, report: _Report, require_tags: bool) -> list[TokenExa
             flush()
             continue
         if len(columns) < 2:
-            report.add(number, f"{line.strip()!r} has one column; a CoNLL "
-                                   "line is a word and its tag (the tag in the last column)")
+            report.add(number, f"{line.strip()!r} has one column; a CoNLL line is a word and its tag (the tag "
+                               "in the last column)")
             continue
         if problem := tag_problem(columns[-1]):
             report.add(number, problem)
