@@ -151,6 +151,16 @@ def test_missing_text_field_suggests_the_closest_name(tmp_path: Path) -> None:
     assert 'Did you mean "txt"?' in message and 'text_column="txt"' in message
 
 
+def test_a_field_missing_from_many_records_is_one_problem_with_the_count(tmp_path: Path) -> None:
+    lines = ['{"sentence": "a", "label": "x"}'] * 5000
+    message = error_of(write(tmp_path, "train.jsonl", "\n".join(lines) + "\n"))
+    assert "1 problem(s)" in message
+    assert (
+        'train.jsonl lines 1, 2, 3, 4, 5 and 4,995 more (5,000 lines): no field "text" (the objects '
+        'have: label, sentence). Did you mean "sentence"?' in message
+    )
+
+
 def test_csv_missing_column_is_reported_once_on_the_header(tmp_path: Path) -> None:
     path = write(tmp_path, "train.csv", "sentence,sentiment\na,pos\nb,neg\n")
     message = error_of(path)
@@ -260,3 +270,37 @@ def test_json_list_saved_as_jsonl_says_rename_it(tmp_path: Path, indent: int | N
     message = error_of(path)
     assert "1 problem(s)" in message  # pretty-printed: was one "not valid JSON" per line
     assert "train.jsonl line 1: the file is one JSON list" in message and "Rename it to .json" in message
+
+
+def test_json_boolean_labels_read_as_the_file_writes_them_and_csv_cells_keep_their_text(
+    tmp_path: Path,
+) -> None:
+    jsonl = write(
+        tmp_path,
+        "train.jsonl",
+        '{"text": "a", "label": true}\n{"text": "b", "label": false}\n{"text": "c", "label": "true"}\n',
+    )
+    assert [e.label for e in read_examples(jsonl)] == ["true", "false", "true"]  # one class "true"
+    as_list = write(tmp_path, "train.json", '[{"text": "a", "label": true}]')
+    assert [e.label for e in read_examples(as_list)] == ["true"]
+    csv_path = write(tmp_path, "train.csv", "text,label\na,True\nb,TRUE\nc,half-true\n")
+    assert [e.label for e in read_examples(csv_path)] == ["True", "TRUE", "half-true"]
+
+
+def test_json_labels_mixing_booleans_and_numbers_are_refused(tmp_path: Path) -> None:
+    # true/false next to 1/0 trained as four classes "true", "false", "1", "0" without a word
+    lines = ['{"text": "a", "label": true}', '{"text": "b", "label": 0}'] * 4
+    lines += ['{"text": "c", "label": "maybe"}', '{"text": "d", "label": 1.0}']
+    message = error_of(write(tmp_path, "train.jsonl", "\n".join(lines) + "\n"))
+    assert "1 problem(s)" in message
+    assert (
+        'train.jsonl lines 1, 3, 5, 7: "label" is a JSON boolean (true), but on lines 2, 4, 6, 8, 10 '
+        "it is a number (1/0). Read as labels these are 3 different classes (0, 1, true)"
+    ) in message
+    assert "write the labels one way (all true/false, or all 1/0)" in message
+    # booleans next to strings are a label set ("maybe"), and so are numbers next to strings
+    fine = ['{"text": "a", "label": true}', '{"text": "c", "label": "maybe"}']
+    assert [e.label for e in read_examples(write(tmp_path, "ok.jsonl", "\n".join(fine)))] == [
+        "true",
+        "maybe",
+    ]

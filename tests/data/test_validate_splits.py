@@ -119,3 +119,20 @@ def test_a_label_written_in_several_cases_is_reported_not_split_into_classes() -
 def test_a_validation_label_in_another_case_suggests_the_train_spelling() -> None:
     message = error_of(splits(examples("pos", "neg"), examples("NEG"), examples("pos")))
     assert 'labelled "NEG"' in message and 'Did you mean "neg"?' in message
+
+
+def test_a_csv_true_against_a_jsonl_true_says_how_booleans_are_read(tmp_path) -> None:
+    # train.jsonl's true/false and test.csv's True/False were two label sets with no reason given
+    from tuneforge.data import read_examples
+
+    (tmp_path / "train.jsonl").write_text('{"text": "a", "label": true}\n{"text": "b", "label": false}\n')
+    (tmp_path / "test.csv").write_text("text,label\nc,True\nd,false\n")
+    train, test = read_examples(tmp_path / "train.jsonl"), read_examples(tmp_path / "test.csv")
+    assert [e.label for e in train] == ["true", "false"] and [e.label for e in test] == ["True", "false"]
+    message = error_of(splits(train, test, test), where={"train": "train.jsonl", "validation": "test.csv"})
+    assert 'the validation split (test.csv) has 1 example(s) labelled "True"' in message
+    assert ('Did you mean "true"? (A JSON true/false is read as the label "true"/"false"; a CSV or TSV cell keeps '
+            'its text, so "True" and "true" are two labels.)') in message
+    assert "labelled \"false\"" not in message
+    message = known_labels_error(test, ["false", "true"])
+    assert 'labelled "True"' in message and "a CSV or TSV cell keeps its text" in message

@@ -158,7 +158,7 @@ def test_read_pairs_reports_every_problem_with_file_line_and_field(tmp_path):
     with pytest.raises(TuneforgeError) as info:
         read_pairs(path)
     message = str(info.value)
-    assert f"{path} line 2: no field \"response\": a prompt with no answer" in message
+    assert f'{path} line 2: no field "response" (1 of 4 records; they have: prompt): a prompt with no answer' in message
     assert f'{path} line 3: empty response in field "response"' in message
     assert f'{path} line 4: field "prompt" (prompt) is a list' in message
     assert f"{path} line 5" in message
@@ -171,6 +171,21 @@ def test_read_pairs_missing_column_suggests_the_one_the_file_has(tmp_path):
         read_pairs(csv)
     assert 'line 1: no column "prompt"' in str(info.value) and 'data.prompt_column: question' in str(info.value)
     assert 'data.response_column: answer' in str(info.value)
+
+
+def test_read_pairs_names_a_misnamed_field_once_with_the_count_and_the_first_lines(tmp_path):
+    # 5,000 records with "question"/"answer" printed two messages per record
+    rows = [{"question": f"q{i}", "answer": "a", "id": i} for i in range(5000)]
+    rows[2] = {"prompt": "q", "answer": "a"}
+    with pytest.raises(TuneforgeError) as info:
+        read_pairs(write_jsonl(tmp_path / "qa.jsonl", rows))
+    message = str(info.value)
+    assert "2 problem(s)" in message and message.count('no field "prompt"') == 1
+    assert (f'{tmp_path / "qa.jsonl"} lines 1, 2, 4, 5, 6 and 4,994 more (4,999 lines): no field "prompt" (4,999 of '
+            '5,000 records; they have: answer, id, question); did you mean "question"? Rename it, or set '
+            "data.prompt_column: question.") in message
+    assert ('lines 1, 2, 3, 4, 5 and 4,995 more (5,000 lines): no field "response" (every record; they have: answer, '
+            'id, prompt, question); did you mean "answer"? Rename it, or set data.response_column: answer.') in message
 
 
 # --- the built-in support-dialogs set -------------------------------------------------------------------------

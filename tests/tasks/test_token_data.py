@@ -101,7 +101,8 @@ def test_bad_tags_are_reported_with_file_and_line_all_at_once(tmp_path):
     assert "bad.jsonl line 2: 2 tokens but 1 tags" in message
     assert "bad.jsonl line 3: entity 'X' at 1:3" in message and "word boundaries" in message
     assert "bad.jsonl line 4: not valid JSON" in message
-    assert "bad.jsonl line 5: needs" in message and "found keys: words" in message
+    assert 'bad.jsonl line 5: no "tokens" or "text" field (1 of 4 records; they have: words)' in message
+    assert 'rename "words" to "tokens".' in message
 
 
 def test_an_empty_text_sentence_is_refused_like_empty_tokens(tmp_path):
@@ -110,7 +111,7 @@ def test_an_empty_text_sentence_is_refused_like_empty_tokens(tmp_path):
                                          {"text": "", "entities": []}])
     with pytest.raises(TuneforgeError) as info:
         read_token_examples(path)
-    assert 'e.jsonl line 2: "text" holds no words' in str(info.value) and "e.jsonl line 3" in str(info.value)
+    assert 'e.jsonl lines 2, 3: "text" holds no words' in str(info.value)
     # texts to tag (no entities asked for) may be empty: they get no entities
     examples, _ = read_token_examples(_write(tmp_path / "p.jsonl", [{"text": " "}]), require_tags=False)
     assert examples[0].words == ()
@@ -211,3 +212,91 @@ def test_entity_spans_have_character_offsets_and_mean_scores_and_a_stray_i_begin
         {"start": 0, "end": 1, "text": "王", "type": "PER", "score": pytest.approx(0.9)},
         {"start": 1, "end": 2, "text": "小", "type": "PER", "score": pytest.approx(0.6)},
         {"start": 2, "end": 3, "text": "明", "type": "LOC", "score": pytest.approx(0.9)}]
+
+
+def test_the_same_bad_tag_on_many_lines_is_one_problem_with_the_count_and_the_first_lines(tmp_path):
+    # 5,000 lines with "PER" for "B-PER" printed 5,000 near-identical messages
+    rows = [{"tokens": ["Ann", "met", "Bob"], "tags": ["PER", "O", "PER"]}] * 5000
+    rows[3] = {"tokens": ["Ann"], "tags": ["S-PER"]}
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(_write(tmp_path / "many.jsonl", rows))
+    message = str(info.value)
+    assert "2 problem(s)" in message and message.count('tag "PER"') == 1
+    assert 'many.jsonl lines 1, 2, 3, 5, 6 and 4,994 more (4,999 lines): tag "PER" is not a BIO tag' in message
+    assert 'many.jsonl line 4: tag "S-PER" is BIOES' in message
+    conll = tmp_path / "many.conll"
+    conll.write_text("".join(f"w{i} LOCATION\n" for i in range(7)), encoding="utf-8")
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(conll)
+    assert 'many.conll lines 1, 2, 3, 4, 5 and 2 more (7 lines): tag "LOCATION"' in str(info.value)
+
+
+def test_items_of_a_json_list_are_reported_on_their_own_lines(tmp_path):
+    path = tmp_path / "list.json"  # every item was "line 1"
+    path.write_text(json.dumps([{"tokens": ["a"], "tags": ["O"]}, {"tokens": ["b"], "tags": ["PER"]}], indent=1),
+                    encoding="utf-8")
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(path)
+    assert 'list.json line 10: tag "PER"' in str(info.value)
+
+
+def test_misnamed_fields_are_one_problem_naming_the_fields_the_file_has_and_the_renames(tmp_path):
+    # {"sentence", "labels"} records gave one "needs tokens and tags" message per line
+    path = _write(tmp_path / "hf.jsonl", [{"sentence": "Ann met Bob", "labels": []}] * 5000)
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(path)
+    message = " ".join(str(info.value).split())
+    assert "1 problem(s)" in message
+    assert ('hf.jsonl lines 1, 2, 3, 4, 5 and 4,995 more (5,000 lines): no "tokens" or "text" field (every record; '
+            "they have: labels, sentence)") in message
+    assert "data.text_column and data.label_column are for text classification" in message
+    assert message.endswith('rename "sentence" to "text" and "labels" to "entities".')
+    # Hugging Face's conll2003 names the tags "ner_tags": said once, not once per sentence
+    rows = [{"id": i, "tokens": ["Ann"], "ner_tags": ["B-PER"]} for i in range(30)] + [{"tokens": ["Bob"],
+                                                                                        "tags": ["B-PER"]}]
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(_write(tmp_path / "conll2003.jsonl", rows))
+    message = str(info.value)
+    assert "1 problem(s)" in message
+    assert ('conll2003.jsonl lines 1, 2, 3, 4, 5 and 25 more (30 lines): "tokens" without "tags" (30 of 31 '
+            'records; they have: id, ner_tags, tokens); give one BIO tag per token under "tags": rename "ner_tags" '
+            'to "tags".') in message
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(_write(tmp_path / "spans.jsonl", [{"text": "Ann", "spans": []}] * 3))
+    assert ('spans.jsonl lines 1, 2, 3: "text" without "entities" (every record; they have: spans, text)'
+            in str(info.value)) and 'rename "spans" to "entities"' in str(info.value)
+
+
+@pytest.mark.parametrize(("value", "shown", "fix"), [
+    ("2", '"2" (a string)', 'write "start": 2'),  # int("2") read it as 2 without a word
+    (2.0, "2.0 (a number)", 'write "start": 2'),
+    (2.5, "2.5 (a number)", 'write "start" as a whole number'),  # int(2.5) cut it to 2
+    (True, "true (a boolean)", 'write "start" as a whole number'),  # int(True) read it as 1
+])
+def test_a_span_offset_that_is_not_a_json_integer_is_refused_with_the_value_and_the_fix(tmp_path, value, shown, fix):
+    good = {"text": "in New York", "entities": [{"start": 3, "end": 11, "label": "LOC"}]}
+    bad = {"text": "go to Oslo", "entities": [{"start": value, "end": 5, "label": "X"},
+                                              {"start": 6, "end": 10, "label": "LOC"}]}
+    path = _write(tmp_path / "spans.jsonl", [good, bad])
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(path)
+    message = str(info.value)
+    assert "1 problem(s)" in message
+    assert (f'spans.jsonl line 2: entity 1: "start" is {shown}; it must be a JSON integer, the character offset into '
+            f'"text": {fix}') in message
+
+
+def test_every_bad_entity_field_of_a_line_is_named(tmp_path):
+    path = _write(tmp_path / "spans.jsonl", [{"text": "Ann", "entities": [{"start": 0, "end": "3", "label": 7}, "PER",
+                                                                          {"end": 3, "label": ""}]},
+                                             {"text": "Ann", "entities": {"start": 0, "end": 3, "label": "PER"}}])
+    with pytest.raises(TuneforgeError) as info:
+        read_token_examples(path)
+    message = str(info.value)
+    assert 'spans.jsonl line 1: entity 1: "end" is "3" (a string)' in message
+    assert 'spans.jsonl line 1: entity 1: "label" is 7 (a number); it must be the entity type as a string' in message
+    assert 'spans.jsonl line 1: entity 2 is "PER" (a string); each entity is an object such as {"start": 0' in message
+    assert 'spans.jsonl line 1: entity 3 has no "start" (it has: end, label)' in message
+    assert 'spans.jsonl line 1: entity 3: "label" is empty' in message
+    assert 'spans.jsonl line 2: "entities" is {"start": 0, "end": 3, "label": "PER"} (an object); it must be a list' \
+        in message

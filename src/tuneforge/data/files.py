@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tuneforge.data.formats import RawRows, parse_delimited, parse_json, parse_json_lines, read_text
-from tuneforge.data.problems import by_line, raise_problems
+from tuneforge.data.problems import Absent, by_line, line_list, raise_problems
 from tuneforge.data.records import Example
 from tuneforge.errors import TuneforgeError, closest
 
@@ -80,12 +80,14 @@ def read_examples(
 
     problems = list(raw.problems)
     examples: list[Example] = []
-    absent: dict[str, _Absent] = {}  # required field -> the records without it
+    absent: dict[str, Absent] = {}  # required field -> the records without it
     for line, row in raw.rows:
         example = _to_example(line, row, columns, shown, problems, absent)
         if example is not None:
             examples.append(example)
     problems += _absent_problems(shown, raw, columns, absent)
+    if (mixed := _mixed_label_problem(shown, raw, columns.label)) is not None:
+        problems.append(mixed)
 
     if problems:
         problems.sort(key=by_line)
@@ -98,16 +100,8 @@ def read_examples(
     return examples
 
 
-@dataclass
-class _Absent:
-    """The records that lack one required field: their lines, and the keys they have instead."""
-
-    lines: list[int] = field(default_factory=list)
-    keys: set[str] = field(default_factory=set)
-
-
 def _absent_problems(
-    shown: str, raw: RawRows, columns: _Columns, absent: dict[str, _Absent]
+    shown: str, raw: RawRows, columns: _Columns, absent: dict[str, Absent]
 ) -> list[str]:
     """One problem per required field that is absent, however many records lack it."""
     problems = []
@@ -120,9 +114,40 @@ def _absent_problems(
                 _missing_problem(shown, where, "column", required, raw.columns, columns.used())
             )
         elif raw.columns is None and name in absent:
-            where, keys = _lines(absent[name].lines), sorted(absent[name].keys)
+            where, keys = line_list(absent[name].lines), sorted(absent[name].keys)
             problems.append(_missing_problem(shown, where, "field", required, keys, columns.used()))
     return problems
+
+
+def _mixed_label_problem(shown: str, raw: RawRows, label: str) -> str | None:
+    """A JSON label column holding both booleans and numbers (``true`` on some lines, ``1`` on others).
+
+    Read as text they would be four classes, "true", "false", "1", "0", while they almost always mean
+    two: files merged from two exports, or a tool that wrote 1/0 for true/false (Python itself has
+    ``True == 1``). Refused, naming both kinds with their lines, rather than trained as four classes.
+    Booleans with strings are not refused ("true", "false", "maybe" is a fine label set).
+    """
+    if raw.columns is not None:
+        return None  # CSV / TSV cells are all text
+    lines: dict[str, list[int]] = {"boolean": [], "number": []}
+    texts: dict[str, set[str]] = {"boolean": set(), "number": set()}
+    for line, row in raw.rows:
+        value = row.get(label)
+        kind = "boolean" if isinstance(value, bool) else "number" if isinstance(value, (int, float)) else None
+        if kind is not None and value == value:  # NaN is a missing label, reported elsewhere
+            lines[kind].append(line)
+            texts[kind].add(_as_string(value) or "")
+    if not (lines["boolean"] and lines["number"]):
+        return None
+    classes = sorted(texts["boolean"] | texts["number"])
+    return (
+        f'{shown} {line_list(lines["boolean"])}: "{label}" is a JSON boolean '
+        f"({'/'.join(sorted(texts['boolean'], reverse=True))}), but on {line_list(lines['number'])} "
+        f"it is a number ({'/'.join(sorted(texts['number'], reverse=True))}). Read as labels these are "
+        f"{len(classes)} different classes ({', '.join(classes)}), which is rarely meant: write the "
+        'labels one way (all true/false, or all 1/0), or as strings ("1", "true") if they really are '
+        "different classes."
+    )
 
 
 def _check_path(path: Path, shown: str) -> None:
@@ -151,7 +176,18 @@ def _hint(suffix: str, columns: _Columns) -> str:
 
 
 def _as_string(value: object) -> str | None:
-    """A cell as a string; None for JSON null or NaN. Raises ValueError naming a list or object."""
+    """A cell as a string; None for JSON null or NaN. Raises ValueError naming a list or object.
+
+    Labels are class names, compared as text. A JSON boolean is read as the text the file shows,
+    ``true`` / ``false`` (not Python's ``True``), so it is the same class as the string ``"true"``; CSV
+    and TSV cells are text and keep it as written: a cell ``True`` is not turned into ``true``, since a
+    column of ``true``, ``half-true``, ``TRUE`` may well be a deliberate label set, and guessing which
+    cells are booleans would merge classes without a word. Where two spellings of one value meet, the
+    checks say so instead: one label written in several cases (validate.py) and a validation or test
+    label that only the case tells from a train label (with a note on how JSON booleans are read), and a
+    JSON file whose label column mixes booleans and numbers (``true`` and ``1``, see
+    :func:`_mixed_label_problem`).
+    """
     if value is None or (isinstance(value, float) and value != value):
         return None
     if isinstance(value, str):
@@ -171,7 +207,7 @@ def _to_example(
     columns: _Columns,
     shown: str,
     problems: list[str],
-    absent: dict[str, _Absent],
+    absent: dict[str, Absent],
 ) -> Example | None:
     """Convert one row, appending its problems; None when the row is unusable.
 
@@ -190,9 +226,7 @@ def _to_example(
         values[name] = value.strip() if value is not None else None
     for name, role, _ in columns.required():
         if name not in row:
-            record = absent.setdefault(name, _Absent())
-            record.lines.append(line)
-            record.keys.update(row)
+            absent.setdefault(name, Absent()).add(line, row)
             ok = False
         elif name in values and not values[name]:
             problems.append(
@@ -256,14 +290,6 @@ def _guess(name: str, role: str, keys: list[str]) -> str | None:
         return best
     lowered = {key.lower(): key for key in keys}
     return next((lowered[usual] for usual in _USUAL_NAMES[role] if usual in lowered), None)
-
-
-def _lines(numbers: list[int]) -> str:
-    """'line 7' or 'lines 2, 3, 9 and 40 more'."""
-    if len(numbers) == 1:
-        return f"line {numbers[0]}"
-    head = ", ".join(map(str, numbers[:5]))
-    return f"lines {head}" + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
 
 
 def _why_empty(text: str, raw: RawRows) -> str:

@@ -69,7 +69,7 @@ def validate_splits(splits: DatasetSplits, *, where: dict[str, str] | None = Non
             if label in train_counts or not splits.train:
                 continue
             near = _near(label, train_counts)
-            typo = f' Did you mean "{near}"?' if near else ""
+            typo = f' Did you mean "{near}"?{_boolean_note(label, near)}' if near else ""
             problems.append(
                 f'the {name} split{source[name]} has {count} example(s) labelled "{label}", a '
                 f"label the train split{source['train']} never uses (train labels: "
@@ -94,7 +94,7 @@ def check_known_labels(examples: Iterable[Example], labels: list[str], source: s
         _INTEGER.fullmatch(label) for label in labels)
     for label in unknown:
         near = _near(label, labels)
-        typo = f' Did you mean "{near}"?' if near and not numbers else ""
+        typo = f' Did you mean "{near}"?{_boolean_note(label, near)}' if near and not numbers else ""
         problems.append(f'{counts[label]} example(s) labelled "{label}", a label never seen in training (the run '
                         f"knows {_quoted(labels)}).{typo} Fix the label, or remove those examples.")
     if numbers:
@@ -110,6 +110,14 @@ def _near(label: str, labels: Iterable[str]) -> str | None:
     labels = list(labels)
     same = next((known for known in labels if known.casefold() == label.casefold()), None)
     return same or closest(label, labels)
+
+
+def _boolean_note(label: str, near: str) -> str:
+    """Why "True" and "true" are two labels, when one file is JSON and the other CSV (files.py's _as_string)."""
+    if label != near and label.casefold() == near.casefold() and label.casefold() in ("true", "false"):
+        return (" (A JSON true/false is read as the label \"true\"/\"false\"; a CSV or TSV cell keeps its text, "
+                f'so "{label}" and "{near}" are two labels.)')
+    return ""
 
 
 def _spelling_problems(counts: Counter[str | None], where: str) -> list[str]:

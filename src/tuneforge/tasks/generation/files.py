@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tuneforge.data.formats import RawRows, parse_delimited, parse_json, parse_json_lines, read_text
-from tuneforge.data.problems import by_line, raise_problems
+from tuneforge.data.problems import Absent, by_line, line_list, raise_problems
 from tuneforge.errors import TuneforgeError, closest
 from tuneforge.tasks.generation.records import Pair
 
@@ -37,12 +37,31 @@ def _text(value: object) -> str | None:
                      else f"the value {value!r}")
 
 
-def _suggest(name: str, role: str, keys: list[str], used: tuple[str, str]) -> str:
+def _guess(name: str, role: str, keys: list[str], used: tuple[str, str]) -> str | None:
     keys = [k for k in keys if k not in used]  # the other configured column is not a candidate
     # a usual name for the role first ("answer" for the response), then a close spelling ("promt")
-    best = next((k for k in keys if k.lower() in _USUAL[role]), None) or closest(name, keys)
+    return next((k for k in keys if k.lower() in _USUAL[role]), None) or closest(name, keys)
+
+
+def _suggest(name: str, role: str, keys: list[str], used: tuple[str, str]) -> str:
+    best = _guess(name, role, keys, used)
     return f'did you mean "{best}"? Rename it, or set data.{role}_column: {best}' if best else \
         f"add it, or set data.{role}_column to the field that holds the {role}s"
+
+
+def _absent_problem(shown: str, name: str, role: str, absent: Absent, total: int, used: tuple[str, str],
+                    prompts_too: bool) -> str:
+    """One message for every record that lacks field ``name``: a misnamed field is one mistake, not one per
+    line. It names the lines (their count, the first few), the keys those records have, and the fix.
+    ``prompts_too``: some of these records lack the prompt as well (so they are not just unanswered prompts)."""
+    keys = sorted(absent.keys)
+    where = (f'{shown} {line_list(absent.lines)}: no field "{name}" ({absent.share(total)}; they have: '
+             f'{", ".join(keys) or "nothing"})')
+    if role == "response" and not prompts_too and _guess(name, role, keys, used) is None:
+        what = "a prompt" if len(absent.lines) == 1 else "prompts"
+        return (f'{where}: {what} with no answer. Add the reference answer as "{name}" (or use `tuneforge '
+                "generate --input` for prompts alone).")
+    return f"{where}; {_suggest(name, role, keys, used)}."
 
 
 def read_pairs(path: str | Path, *, prompt_column: str = "prompt", response_column: str = "response",
@@ -77,6 +96,7 @@ def read_pairs(path: str | Path, *, prompt_column: str = "prompt", response_colu
             raise_problems(f"{shown}: {len(problems)} problem(s); nothing was read. Fix them and run again:",
                            problems)
     pairs: list[Pair] = []
+    absent: dict[tuple[str, str], Absent] = {}  # (field, role) -> the records without it
     for line, row in raw.rows:
         values: dict[str, str | None] = {}
         ok = True
@@ -88,11 +108,7 @@ def read_pairs(path: str | Path, *, prompt_column: str = "prompt", response_colu
                 ok = False
         for name, role in wanted:
             if name not in row:
-                extra = f" (the record has: {', '.join(row)}); {_suggest(name, role, list(row), used)}" \
-                    if role == "prompt" or prompt_column not in row else \
-                    f': a prompt with no answer. Add the reference answer as "{name}" (or use `tuneforge ' \
-                    "generate --input` for prompts alone)"
-                problems.append(f'{shown} line {line}: no field "{name}"{extra}.')
+                absent.setdefault((name, role), Absent()).add(line, row)
                 ok = False
             elif ok and not values[role]:
                 problems.append(f'{shown} line {line}: empty {role} in field "{name}". Every pair needs one: '
@@ -101,6 +117,9 @@ def read_pairs(path: str | Path, *, prompt_column: str = "prompt", response_colu
         if ok:
             meta = {k: str(v) for k, v in row.items() if k not in (prompt_column, response_column) and v is not None}
             pairs.append(Pair(prompt=values["prompt"] or "", response=values["response"] or None, meta=meta))
+    no_prompt = set(absent[prompt_column, "prompt"].lines) if (prompt_column, "prompt") in absent else set()
+    problems += [_absent_problem(shown, name, role, record, len(raw.rows), used, bool(no_prompt & set(record.lines)))
+                 for (name, role), record in absent.items()]
     if problems:
         problems.sort(key=by_line)
         raise_problems(f"{shown}: {len(problems)} problem(s); nothing was read. Fix them and run again:", problems)
