@@ -243,14 +243,21 @@ def generate(
                                                                        ".jsonl/.csv/.tsv (the run's prompt "
                                                                        "column).")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 128,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (--sample).")] = 0.7,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling: keep the most likely tokens up to this "
-                                              "probability mass (--sample).")] = 0.9,
-    top_k: Annotated[int, typer.Option(help="Sample among this many most likely tokens; 0: no limit (--sample).")
-                     ] = 50,
-    greedy: Annotated[bool, typer.Option("--greedy/--sample", help="Greedy decoding (deterministic) or sampling "
-                                                                   "with temperature, top-p, top-k.")] = True,
-    seed: Annotated[int, typer.Option(help="Seed of the sampling.")] = 0,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (default 0.7); giving it "
+                                                              "samples.", show_default=False)] = None,
+    top_p: Annotated[Optional[float], typer.Option(help="Nucleus sampling: keep the most likely tokens up to this "
+                                                        "probability mass (default 0.9); giving it samples.",
+                                                   show_default=False)] = None,
+    top_k: Annotated[Optional[int], typer.Option(help="Sample among this many most likely tokens; 0: no limit "
+                                                      "(default 50); giving it samples.", show_default=False)
+                     ] = None,
+    greedy: Annotated[Optional[bool], typer.Option("--greedy/--sample", help="Greedy decoding (deterministic; the "
+                                                                             "default) or sampling with temperature, "
+                                                                             "top-p, top-k (any of them, or --seed, "
+                                                                             "also samples).", show_default=False)
+                      ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the sampling (default 0); giving it samples.",
+                                                show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write JSON lines here instead of "
                                                                          "stdout.")] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts per generate call.")] = 16,
@@ -260,7 +267,7 @@ def generate(
 
     generate_command(run_dir, list(prompt or []), input, output,
                      dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                          do_sample=not greedy, seed=seed), batch_size, err)
+                          do_sample=None if greedy is None else not greedy, seed=seed), batch_size, err)
 
 
 @app.command("eval")

@@ -54,18 +54,19 @@ def read_prompts(path: Path, prompt_column: str) -> list[str]:
 
 def generate_command(run_dir: Path, prompts: list[str], input: Path | None, output: Path | None,
                      sampling: dict, batch_size: int, err: Console) -> None:
-    """One JSON line per prompt, ``{"prompt", "response"}``, on stdout or into ``output``."""
+    """One JSON line per prompt, ``{"prompt", "response"}``, on stdout or into ``output``. ``sampling``: the
+    arguments of :func:`~.generate.choose_sampling`, None where the option was not given."""
     from tuneforge.config import TrainConfig, load_config
     from tuneforge.run import check_run_folder, load
     from tuneforge.tasks import task_of_run
-    from tuneforge.tasks.generation.generate import Sampling
+    from tuneforge.tasks.generation.generate import choose_sampling
 
     if not prompts and input is None:
         raise TuneforgeError("Give prompts with --prompt TEXT (repeatable) or a file with --input FILE.")
     empty = [i + 1 for i, p in enumerate(prompts) if not p.strip()]
     if empty:
         raise TuneforgeError(f"--prompt number {', '.join(map(str, empty))} is empty; give each prompt some text.")
-    Sampling(**sampling).check()  # bad settings fail before the model loads
+    choose_sampling(**sampling, cli=True)  # bad or contradictory settings fail before the model loads
     check_run_folder(run_dir)
     if (run_dir / "config.yaml").is_file() and task_of_run(run_dir).name != "generation":
         raise TuneforgeError(f"{run_dir} is a {task_of_run(run_dir).name} run: it classifies, it does not "
