@@ -140,10 +140,11 @@ def tune(
               f"train it with: tuneforge train {result.best_config}")
 
 
-def _read_input_texts(path: Path, text_column: str = "text", text_pair_column: str | None = None
+def _read_input_texts(path: Path, run_dir: Path, text_column: str = "text", text_pair_column: str | None = None
                       ) -> tuple[list[str], list[str | None] | None]:
     """Texts (and second texts, for a pair run) from a .jsonl/.json/.csv/.tsv file, read with the run's own
-    ``text_column`` and ``text_pair_column``, or a plain .txt file (one text per line, UTF-8)."""
+    ``text_column`` and ``text_pair_column`` (a missing one is named with the run ``run_dir``'s column, the
+    file's columns and the rename to make), or a plain .txt file (one text per line, UTF-8)."""
     from tuneforge.data import read_examples
     from tuneforge.data.formats import read_text
 
@@ -160,7 +161,7 @@ def _read_input_texts(path: Path, text_column: str = "text", text_pair_column: s
             raise TuneforgeError(f"--input {path}: no text in it (every line is empty). Put one text per line.")
         return texts, None
     examples = read_examples(path, text_column=text_column, text_pair_column=text_pair_column,
-                             require_label=False)
+                             require_label=False, run=run_dir)
     return [e.text for e in examples], ([e.text_pair for e in examples] if text_pair_column else None)
 
 
@@ -217,7 +218,7 @@ def predict(
     texts = list(text or [])
     pairs: list[str | None] | None = None
     if input is not None:  # read with the run's own columns: the file it was trained on works as it is
-        read, read_pairs = _read_input_texts(input, *_run_columns(run_dir))
+        read, read_pairs = _read_input_texts(input, run_dir, *_run_columns(run_dir))
         pairs = [None] * len(texts) + read_pairs if read_pairs is not None else None
         texts += read
     run = load(run_dir, parallel=parallel)
@@ -301,7 +302,7 @@ def evaluate(
     run = load(run_dir, parallel=parallel)
     d = run.config.data
     examples = read_examples(file, text_column=d.text_column, text_pair_column=d.text_pair_column,
-                             label_column=d.label_column)
+                             label_column=d.label_column, run=run_dir)
     check_known_labels(examples, run.labels, str(file))
     sliced = evaluate_slices(run, examples, by) if by else None
     metrics = flatten("", {"eval": sliced["overall"] if sliced else run.evaluate(examples)})
@@ -393,7 +394,8 @@ def explain(
 
     if not text and input is None:
         raise TuneforgeError("Give texts with --text T (repeatable) or a file with --input FILE.")
-    texts = list(text or []) + (_read_input_texts(input, _run_columns(run_dir)[0])[0] if input is not None else [])
+    texts = list(text or []) + (_read_input_texts(input, run_dir, _run_columns(run_dir)[0])[0]
+                                if input is not None else [])
     explanations = explain_recipe(run_dir, texts, label=label, steps=steps, html=html, png=png,
                                   progress=not quiet)
     lines = [json.dumps(e.to_dict(), ensure_ascii=False) for e in explanations]
