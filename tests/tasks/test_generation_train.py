@@ -5,6 +5,7 @@ eval, from the Python API and the command line, and the command line's errors (e
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,13 +130,16 @@ def test_a_sampling_option_alone_samples_and_greedy_with_one_is_refused(trained)
         run.generate(prompts, temperature=0)
 
 
-def test_evaluate_file_matches_the_recipes_test_scores(trained, gen_data):
+def test_evaluate_file_matches_the_recipes_test_scores(trained, gen_data, tmp_path):
     run = tuneforge.load(trained["prompt"])
     result = run.evaluate_file(gen_data["test"])
     assert result["perplexity"] == pytest.approx(run.metrics["test.perplexity"], rel=1e-4)
     assert result["rouge_l"] == pytest.approx(run.metrics["test.rouge_l"])
     with pytest.raises(TuneforgeError, match="generate"):
         run.predict(["x"])
+    bad = write_jsonl(tmp_path / "questions.jsonl", [{"question": "a", "response": "b"}])
+    with pytest.raises(TuneforgeError, match=re.escape(f'the run {run.dir} reads its prompts from the field "prompt"')):
+        run.evaluate_file(bad)
 
 
 def test_cli_generate_prints_one_json_line_per_prompt(cli, trained, tmp_path):
@@ -212,11 +216,30 @@ def test_cli_bad_input_exits_2_naming_file_line_and_field(case, cli, trained, tm
         (tmp_path / "lm/config.yaml").write_text("name: lm\nobjective: clm\n", encoding="utf-8")
         (tmp_path / "lm/run.json").write_text('{"recipe": "pretrain", "status": "complete"}', encoding="utf-8")
         args, expect = ["generate", tmp_path / "lm", "-p", "hi"], "is a pretraining run (tuneforge pretrain)"
-    else:
+    else:  # said: set data.prompt_column, which a finished run cannot change
         write_jsonl(bad, [{"question": "a", "response": "b"}])
-        args, expect = ["eval", run, bad], 'data.prompt_column: question'
+        args, expect = ["eval", run, bad], (f'{bad} line 1: no field "prompt" (the record has: question, response); '
+                                            f'the run {run} reads its prompts from the field "prompt": did you mean '
+                                            '"question"? Rename it to "prompt" in the file.')
     code, _, err = cli(*args)
     assert code == 2 and expect in " ".join(err.split()) and "Traceback" not in err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_cli_generate_input_without_the_runs_prompt_column_says_to_rename_it(suffix, cli, trained, tmp_path):
+    """The fix named data.prompt_column, a training setting generate cannot change."""
+    run, path = trained["lora"], tmp_path / f"prompts{suffix}"
+    if suffix == ".csv":
+        path.write_text("id,question\n1,how do i fix my screen ?\n", encoding="utf-8")
+    else:
+        write_jsonl(path, [{"id": 1, "question": "how do i fix my screen ?"}])
+    code, out, err = cli("generate", run, "--input", path)
+    message = " ".join(err.split())
+    noun, owner = ("column", "the header has") if suffix == ".csv" else ("field", "the record has")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert (f'{path} line 1: no {noun} "prompt" ({owner}: id, question); the run {run} reads its prompts from the '
+            f'{noun} "prompt": did you mean "question"? Rename it to "prompt" in the file.') in message
+    assert "data.prompt_column" not in message
 
 
 def test_cli_error_in_a_real_process_has_no_traceback(trained):

@@ -19,7 +19,7 @@ def eval_command(run_dir: Path, file: Path, output: Path | None, out: Console, e
     from tuneforge.tasks.generation.files import read_pairs
 
     data = load_config(TrainConfig, path=run_dir / "config.yaml").data
-    pairs = read_pairs(file, prompt_column=data.prompt_column, response_column=data.response_column)
+    pairs = read_pairs(file, prompt_column=data.prompt_column, response_column=data.response_column, run=run_dir)
     run = load(run_dir)
     result = run.evaluate(pairs)
     samples = result.pop("samples")
@@ -36,8 +36,9 @@ def eval_command(run_dir: Path, file: Path, output: Path | None, out: Console, e
     err.print(f"wrote {target}" + (f" and {target.with_suffix('.samples.jsonl')}" if samples else ""))
 
 
-def read_prompts(path: Path, prompt_column: str) -> list[str]:
-    """Prompts from a .txt file (one per line) or a .jsonl/.json/.csv/.tsv file (``prompt_column``)."""
+def read_prompts(path: Path, prompt_column: str, run_dir: Path) -> list[str]:
+    """Prompts from a .txt file (one per line) or a .jsonl/.json/.csv/.tsv file (``prompt_column``, the column
+    the run ``run_dir`` was trained on)."""
     from tuneforge.tasks.generation.files import read_pairs
 
     if not path.is_file():
@@ -49,7 +50,7 @@ def read_prompts(path: Path, prompt_column: str) -> list[str]:
         if not prompts:
             raise TuneforgeError(f"--input {path}: no prompt in it (every line is empty). Put one prompt per line.")
         return prompts
-    return [p.prompt for p in read_pairs(path, prompt_column=prompt_column, require_response=False)]
+    return [p.prompt for p in read_pairs(path, prompt_column=prompt_column, require_response=False, run=run_dir)]
 
 
 def generate_command(run_dir: Path, prompts: list[str], input: Path | None, output: Path | None,
@@ -74,7 +75,7 @@ def generate_command(run_dir: Path, prompts: list[str], input: Path | None, outp
     if input is not None:
         column = load_config(TrainConfig, path=run_dir / "config.yaml").data.prompt_column \
             if (run_dir / "config.yaml").is_file() else "prompt"
-        prompts = list(prompts) + read_prompts(input, column)
+        prompts = list(prompts) + read_prompts(input, column, run_dir)
     run = load(run_dir)
     answers = run.generate(prompts, batch_size=batch_size, **sampling)
     lines = [json.dumps({"prompt": p, "response": a}, ensure_ascii=False) for p, a in zip(prompts, answers)]

@@ -37,21 +37,28 @@ def _text(value: object) -> str | None:
                      else f"the value {value!r}")
 
 
-def _suggest(name: str, role: str, keys: list[str], used: tuple[str, str]) -> str:
+def _suggest(name: str, role: str, keys: list[str], used: tuple[str, str], run: str | None, noun: str) -> str:
     keys = [k for k in keys if k not in used]  # the other configured column is not a candidate
     # a usual name for the role first ("answer" for the response), then a close spelling ("promt")
     best = next((k for k in keys if k.lower() in _USUAL[role]), None) or closest(name, keys)
+    if run is not None:  # a trained run reads its own columns: the file has to match them
+        return f'the run {run} reads its {role}s from the {noun} "{name}": ' + (
+            f'did you mean "{best}"? Rename it to "{name}" in the file' if best else
+            f'rename the {noun} that holds them to "{name}" in the file, or add one')
     return f'did you mean "{best}"? Rename it, or set data.{role}_column: {best}' if best else \
-        f"add it, or set data.{role}_column to the field that holds the {role}s"
+        f"add it, or set data.{role}_column to the {noun} that holds the {role}s"
 
 
 def read_pairs(path: str | Path, *, prompt_column: str = "prompt", response_column: str = "response",
-               require_response: bool = True) -> list[Pair]:
+               require_response: bool = True, run: str | Path | None = None) -> list[Pair]:
     """Every pair of ``path``, or one :class:`TuneforgeError` listing every problem in it.
 
     Fields other than the two columns are kept as strings in ``Pair.meta``. With ``require_response=False``
-    (prompts to answer) a missing or empty response gives ``response=None``.
+    (prompts to answer) a missing or empty response gives ``response=None``. ``run``: the trained run folder the
+    columns come from (generate, eval): a missing column is then to be renamed in the file, since
+    ``data.prompt_column`` cannot change what a finished run reads.
     """
+    run = str(run) if run is not None else None
     path = Path(path)
     shown = str(path)
     if not path.is_file():
@@ -72,7 +79,7 @@ def read_pairs(path: str | Path, *, prompt_column: str = "prompt", response_colu
         for name, role in wanted:
             if name not in raw.columns:
                 problems.append(f'{shown} line {raw.header_line}: no column "{name}" (the header has: '
-                                f"{', '.join(raw.columns)}); {_suggest(name, role, raw.columns, used)}.")
+                                f"{', '.join(raw.columns)}); {_suggest(name, role, raw.columns, used, run, 'column')}.")
         if problems:
             raise_problems(f"{shown}: {len(problems)} problem(s); nothing was read. Fix them and run again:",
                            problems)
@@ -88,7 +95,7 @@ def read_pairs(path: str | Path, *, prompt_column: str = "prompt", response_colu
                 ok = False
         for name, role in wanted:
             if name not in row:
-                extra = f" (the record has: {', '.join(row)}); {_suggest(name, role, list(row), used)}" \
+                extra = f" (the record has: {', '.join(row)}); {_suggest(name, role, list(row), used, run, 'field')}" \
                     if role == "prompt" or prompt_column not in row else \
                     f': a prompt with no answer. Add the reference answer as "{name}" (or use `tuneforge ' \
                     "generate --input` for prompts alone)"

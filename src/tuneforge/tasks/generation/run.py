@@ -74,8 +74,8 @@ class GenerationRun(Run):
         from tuneforge.tasks.generation.files import read_pairs
 
         d = self.config.data
-        return self.evaluate(read_pairs(path, prompt_column=d.prompt_column, response_column=d.response_column),
-                             batch_size, max_generations)
+        pairs = read_pairs(path, prompt_column=d.prompt_column, response_column=d.response_column, run=self.dir)
+        return self.evaluate(pairs, batch_size, max_generations)
 
     def summary(self) -> str:
         m = self.metrics
