@@ -187,6 +187,22 @@ def test_predict_input_is_read_with_the_runs_text_column(cli, trained, tmp_path)
     assert [json.loads(line)["text"] for line in out.splitlines()] == ["late bag again", "friendly crew"]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_predict_input_without_the_runs_text_column_says_to_rename_it(cli, trained, tmp_path, suffix):
+    """The fix named text_column, which predict has no option for (a finished run reads its own columns)."""
+    run_dir, path = trained[1], tmp_path / f"in{suffix}"
+    path.write_text("id,review\n1,late flight\n" if suffix == ".csv" else '{"id": 1, "review": "late flight"}\n',
+                    encoding="utf-8")
+    code, out, err = cli("predict", run_dir, "--input", path)
+    message = " ".join(err.split())
+    noun, owner = ("column", "the header has") if suffix == ".csv" else ("field", "the objects have")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert f'{path} line 1: no {noun} "text" ({owner}: id, review).' in message
+    assert (f'The run {run_dir} reads its texts from the {noun} "text": did you mean "review"? Rename it to "text" '
+            "in the file.") in message
+    assert "text_column" not in message
+
+
 def test_predict_txt_input_drops_a_byte_order_mark(cli, trained, tmp_path):
     source = tmp_path / "in.txt"
     source.write_bytes("\ufefflate bag\r\nfriendly crew\r\n".encode())  # Notepad: BOM, CRLF
@@ -376,12 +392,6 @@ def case_predict_output_is_a_folder(tmp_path, cfg, run_dir):
     return ["predict", run_dir, "--text", "hi", "--output", tmp_path], [str(tmp_path), "is a folder"]
 
 
-def case_predict_input_without_the_runs_text_column(tmp_path, cfg, run_dir):
-    path = tmp_path / "in.csv"
-    path.write_text("review\nlate flight\n", encoding="utf-8")
-    return ["predict", run_dir, "--input", path], [str(path), 'no column "text"']
-
-
 def case_eval_file_missing(tmp_path, cfg, run_dir):
     return ["eval", run_dir, tmp_path / "missing.jsonl"], [str(tmp_path / "missing.jsonl"), "not found"]
 
@@ -389,6 +399,13 @@ def case_eval_file_missing(tmp_path, cfg, run_dir):
 def case_eval_output_is_a_folder(tmp_path, cfg, run_dir):
     path = _jsonl(tmp_path / "gold.jsonl", _good_rows(3))
     return ["eval", run_dir, path, "--output", tmp_path], [str(tmp_path), "is a folder"]
+
+
+def case_eval_file_without_the_runs_text_column(tmp_path, cfg, run_dir):  # said: set text_column="review"
+    path = _jsonl(tmp_path / "gold.jsonl", [{"review": "late", "label": "negative"}])
+    return ["eval", run_dir, path], [str(path), 'no field "text" (the objects have: label, review)',
+                                     f'The run {run_dir} reads its texts from the field "text": did you mean '
+                                     '"review"? Rename it to "text" in the file.']
 
 
 def case_eval_label_unknown_to_the_run(tmp_path, cfg, run_dir):

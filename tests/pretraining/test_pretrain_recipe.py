@@ -4,6 +4,7 @@ and the output folder as ``model:`` of ``tuneforge train``."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -76,6 +77,8 @@ def test_resume_equals_uninterrupted(corpus, mlm_run, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         pretrain(cfg, progress=False, _stop_after=15)
     assert not (tmp_path / "run/model").exists()
+    with pytest.raises(TuneforgeError, match=re.escape("Continue it with `tuneforge pretrain --resume")):
+        pretrain(cfg, progress=False)  # a new run into the interrupted one's folder: the way to continue it
     pretrain(None, resume=tmp_path / "run", progress=False)
     a = load_file(str(mlm_run / "model/model.safetensors"))
     b = load_file(str(tmp_path / "run/model/model.safetensors"))
@@ -187,7 +190,13 @@ def test_cli_pretrain_runs_and_bad_input_exits_2(corpus, tmp_path, monkeypatch, 
     before = (tmp_path / "cli-run/model/model.safetensors").read_bytes()
     code, out, err = _main(monkeypatch, capsys, "pretrain", path, "--quiet")
     assert code == 2 and "already exists and is not empty" in err and "Traceback" not in err
+    assert "it holds a finished run" in err and "--resume" not in err  # it offered --resume, which refuses it
     assert (tmp_path / "cli-run/model/model.safetensors").read_bytes() == before
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine/notes.txt").write_text("keep me", encoding="utf-8")
+    code, out, err = _main(monkeypatch, capsys, "pretrain", path, f"output_dir={tmp_path / 'mine'}", "--quiet")
+    assert code == 2 and "is not a tuneforge run folder" in " ".join(err.split()) and "--resume" not in err
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
     code, out, err = _main(monkeypatch, capsys, "pretrain", path, "corpus.sources=[nope.txt]",
                            f"output_dir={tmp_path / 'other'}", "--quiet")
     assert code == 2 and "nope.txt" in err and "Traceback" not in err

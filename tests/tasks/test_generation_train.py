@@ -5,6 +5,7 @@ eval, from the Python API and the command line, and the command line's errors (e
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,13 +113,33 @@ def test_sampling_is_reproducible_for_a_seed(trained):
         run.generate("a single string")
 
 
-def test_evaluate_file_matches_the_recipes_test_scores(trained, gen_data):
+def test_a_sampling_option_alone_samples_and_greedy_with_one_is_refused(trained):
+    """temperature, top_p, top_k or seed without do_sample samples (they were ignored: greedy answers);
+    next to an explicit do_sample=False they are a contradiction."""
+    run = tuneforge.load(trained["lora"])
+    prompts = ["how do i reset my screen ?"] * 3
+    greedy = run.generate(prompts, max_new_tokens=8)  # three equal answers
+    sampled = run.generate(prompts, max_new_tokens=8, temperature=1.5, seed=3)
+    assert sampled == run.generate(prompts, max_new_tokens=8, do_sample=True, temperature=1.5, seed=3) != greedy
+    seeded = run.generate(prompts, max_new_tokens=8, seed=0)
+    assert seeded == run.generate(prompts, max_new_tokens=8, do_sample=True) != greedy
+    with pytest.raises(TuneforgeError, match=r"temperature=1.5, seed=3: only used when sampling, but "
+                                             r"do_sample=False asks for greedy decoding"):
+        run.generate(prompts, do_sample=False, temperature=1.5, seed=3)
+    with pytest.raises(TuneforgeError, match="temperature = 0"):  # sampling implied, so checked
+        run.generate(prompts, temperature=0)
+
+
+def test_evaluate_file_matches_the_recipes_test_scores(trained, gen_data, tmp_path):
     run = tuneforge.load(trained["prompt"])
     result = run.evaluate_file(gen_data["test"])
     assert result["perplexity"] == pytest.approx(run.metrics["test.perplexity"], rel=1e-4)
     assert result["rouge_l"] == pytest.approx(run.metrics["test.rouge_l"])
     with pytest.raises(TuneforgeError, match="generate"):
         run.predict(["x"])
+    bad = write_jsonl(tmp_path / "questions.jsonl", [{"question": "a", "response": "b"}])
+    with pytest.raises(TuneforgeError, match=re.escape(f'the run {run.dir} reads its prompts from the field "prompt"')):
+        run.evaluate_file(bad)
 
 
 def test_cli_generate_prints_one_json_line_per_prompt(cli, trained, tmp_path):
@@ -137,6 +158,19 @@ def test_cli_generate_prints_one_json_line_per_prompt(cli, trained, tmp_path):
     assert len((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()) == 2
 
 
+def test_cli_generate_samples_when_given_a_sampling_option(cli, trained):
+    """--temperature without --sample used to be ignored (greedy answers); now it samples, like --sample."""
+    run, prompt = trained["lora"], "how do i fix my screen ?"
+    answers = {}
+    for name, extra in [("greedy", []), ("option", ["--temperature", "1.5"]),
+                        ("sample", ["--sample", "--temperature", "1.5"])]:
+        code, out, err = cli("generate", run, *["-p", prompt] * 3, "--max-new-tokens", "8", *extra)
+        assert code == 0, err
+        answers[name] = [json.loads(line)["response"] for line in out.splitlines()]
+    assert answers["option"] == answers["sample"] != answers["greedy"]
+    assert len(set(answers["greedy"])) == 1
+
+
 def test_cli_eval_scores_a_generation_run(cli, trained, gen_data, tmp_path):
     code, out, err = cli("eval", trained["prefix"], gen_data["test"], "--output", tmp_path / "eval.json")
     assert code == 0, err
@@ -147,7 +181,8 @@ def test_cli_eval_scores_a_generation_run(cli, trained, gen_data, tmp_path):
     assert (tmp_path / "eval.samples.jsonl").exists()
 
 
-@pytest.mark.parametrize("case", ["no prompt", "empty prompt", "bad top-p", "missing response", "empty answer",
+@pytest.mark.parametrize("case", ["no prompt", "empty prompt", "bad top-p", "bad top-k without --sample",
+                                  "greedy with a sampling option", "missing response", "empty answer",
                                   "missing column", "blank prompt file", "latin-1 prompt file", "pretrain run"])
 def test_cli_bad_input_exits_2_naming_file_line_and_field(case, cli, trained, tmp_path):
     run = trained["lora"]
@@ -158,6 +193,12 @@ def test_cli_bad_input_exits_2_naming_file_line_and_field(case, cli, trained, tm
         args, expect = ["generate", run, "--prompt", " "], "empty"
     elif case == "bad top-p":
         args, expect = ["generate", run, "-p", "hi", "--sample", "--top-p", "1.5"], "top_p = 1.5"
+    elif case == "bad top-k without --sample":  # not checked (nor used) before: greedy ignored it
+        args, expect = ["generate", run, "-p", "hi", "--top-k", "-1"], "top_k = -1"
+    elif case == "greedy with a sampling option":  # --top-p ignored without a word, before
+        args, expect = (["generate", run, "-p", "hi", "--greedy", "--top-p", "0.5"],
+                        "--top-p 0.5: only used when sampling, but --greedy asks for greedy decoding, which would "
+                        "ignore it. Drop --greedy to sample")
     elif case == "missing response":
         write_jsonl(bad, [{"prompt": "a", "response": "b"}, {"prompt": "only the question"}])
         args, expect = ["eval", run, bad], f'{bad} line 2: no field "response"'
@@ -175,11 +216,30 @@ def test_cli_bad_input_exits_2_naming_file_line_and_field(case, cli, trained, tm
         (tmp_path / "lm/config.yaml").write_text("name: lm\nobjective: clm\n", encoding="utf-8")
         (tmp_path / "lm/run.json").write_text('{"recipe": "pretrain", "status": "complete"}', encoding="utf-8")
         args, expect = ["generate", tmp_path / "lm", "-p", "hi"], "is a pretraining run (tuneforge pretrain)"
-    else:
+    else:  # said: set data.prompt_column, which a finished run cannot change
         write_jsonl(bad, [{"question": "a", "response": "b"}])
-        args, expect = ["eval", run, bad], 'data.prompt_column: question'
+        args, expect = ["eval", run, bad], (f'{bad} line 1: no field "prompt" (every record; they have: question, response); '
+                                            f'the run {run} reads its prompts from the field "prompt": did you mean '
+                                            '"question"? Rename it to "prompt" in the file.')
     code, _, err = cli(*args)
     assert code == 2 and expect in " ".join(err.split()) and "Traceback" not in err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_cli_generate_input_without_the_runs_prompt_column_says_to_rename_it(suffix, cli, trained, tmp_path):
+    """The fix named data.prompt_column, a training setting generate cannot change."""
+    run, path = trained["lora"], tmp_path / f"prompts{suffix}"
+    if suffix == ".csv":
+        path.write_text("id,question\n1,how do i fix my screen ?\n", encoding="utf-8")
+    else:
+        write_jsonl(path, [{"id": 1, "question": "how do i fix my screen ?"}])
+    code, out, err = cli("generate", run, "--input", path)
+    message = " ".join(err.split())
+    noun, owner = ("column", "the header has") if suffix == ".csv" else ("field", "every record; they have")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert (f'{path} line 1: no {noun} "prompt" ({owner}: id, question); the run {run} reads its prompts from the '
+            f'{noun} "prompt": did you mean "question"? Rename it to "prompt" in the file.') in message
+    assert "data.prompt_column" not in message
 
 
 def test_cli_error_in_a_real_process_has_no_traceback(trained):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -78,6 +79,11 @@ def test_resume_without_a_checkpoint_starts_over_with_a_clean_log(tiny_config):
     with pytest.raises(KeyboardInterrupt):
         tuneforge.train(tiny_config, progress=False, _stop_after=5)
     assert train_steps_logged(run_dir) == [2, 4]
+
+    # a new run into the same output_dir: refused, with the way to continue this one
+    with pytest.raises(TuneforgeError, match=re.escape(f"it holds an unfinished run (status: interrupted). "
+                                                       f"Continue it with `tuneforge train --resume {run_dir}`")):
+        tuneforge.train(tiny_config, progress=False)
 
     tuneforge.train(None, resume=run_dir, progress=False)
     steps = train_steps_logged(run_dir)
@@ -264,13 +270,21 @@ def test_failed_save_leaves_no_model_and_marks_the_run_failed(tiny_config, monke
         tuneforge.load(run_dir)
 
 
-def test_output_dir_that_is_not_empty(tiny_config):
+@pytest.mark.parametrize("own", ["notes.txt", "config.yaml"])
+def test_output_dir_that_is_not_empty_and_not_a_run(tiny_config, own):
+    """It said to continue it with --resume, which cannot work in a folder of the user's own (config.yaml
+    alone, a name a user's project may have, does not make a run folder: run.json does)."""
     run_dir = Path(tiny_config["output_dir"])
     run_dir.mkdir()
-    (run_dir / "notes.txt").write_text("keep me", encoding="utf-8")
-    with pytest.raises(TuneforgeError, match=r"already exists and is not empty.*--resume"):
+    (run_dir / own).write_text("keep me", encoding="utf-8")
+    with pytest.raises(TuneforgeError) as caught:
         tuneforge.train(tiny_config, progress=False)
-    assert [p.name for p in run_dir.iterdir()] == ["notes.txt"]
+    assert str(caught.value) == (f"output_dir {run_dir} already exists and is not empty, and it is not a tuneforge "
+                                 "run folder (no config.yaml and run.json in it), so there is no run in it to "
+                                 "resume; nothing was written to it. Choose a new output_dir (a new or empty "
+                                 "folder).")
+    assert [p.name for p in run_dir.iterdir()] == [own]
+    assert (run_dir / own).read_text(encoding="utf-8") == "keep me"
 
 
 def test_output_dir_that_is_an_empty_folder_is_used(tiny_config):
@@ -278,6 +292,21 @@ def test_output_dir_that_is_an_empty_folder_is_used(tiny_config):
     tiny_config["train"]["max_steps"] = 1
     run = tuneforge.train(tiny_config, progress=False)
     assert (run.dir / "model").is_dir()
+    # the same output_dir again: a finished run, which --resume refuses, so it is not offered
+    before = (run.dir / "run.json").read_bytes()
+    with pytest.raises(TuneforgeError, match=r"it holds a finished run \(its model/ folder exists\); nothing was "
+                                             r"written to it. Choose a new output_dir") as caught:
+        tuneforge.train(tiny_config, progress=False)
+    assert "--resume" not in str(caught.value) and (run.dir / "run.json").read_bytes() == before
+
+
+def test_output_dir_of_another_recipes_run_is_not_offered_resume(tiny_config):
+    run_dir = Path(tiny_config["output_dir"])
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("name: zs\n", encoding="utf-8")
+    (run_dir / "run.json").write_text('{"recipe": "zeroshot", "status": "complete"}', encoding="utf-8")
+    with pytest.raises(TuneforgeError, match="it holds a tuneforge zeroshot run, which --resume cannot continue"):
+        tuneforge.train(tiny_config, progress=False)
 
 
 def test_output_dir_that_is_a_file(tiny_config):

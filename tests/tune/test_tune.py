@@ -49,6 +49,8 @@ def test_a_study_runs_trials_writes_best_yaml_and_resumes(make_tiny_config, tmp_
     # resuming continues the same study up to the new total
     again = tuneforge.tune(None, trials=4, resume=folder, progress=False)
     assert len(again.study.get_trials()) == 4
+    with pytest.raises(TuneforgeError, match="continue that study with `tuneforge tune --resume"):
+        tuneforge.tune(cfg, output_dir=folder, progress=False)  # a new study into this one's folder
 
 
 class PruneTrialOneAtItsSecondEval(optuna.pruners.BasePruner):
@@ -131,6 +133,24 @@ def test_a_misspelled_path_names_the_closest_field(make_tiny_config, tmp_path):
     assert 'Did you mean "learning_rate"' in message
     assert 'search.space["method.name"] = "nope"' in message
     assert not (tmp_path / "tune").exists()  # nothing is written before the space is valid
+
+
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_an_output_that_is_not_a_tune_folder_is_not_offered_resume(make_tiny_config, tmp_path, what):
+    """It said to continue the study with --resume, which refuses a folder without study.db and config.yaml."""
+    cfg, target = search_config(make_tiny_config, tmp_path), tmp_path / "mine"
+    if what == "folder":
+        target.mkdir()
+        (target / "notes.txt").write_text("keep me", encoding="utf-8")
+    else:
+        target.write_text("keep me", encoding="utf-8")
+    with pytest.raises(TuneforgeError) as info:
+        tuneforge.tune(cfg, output_dir=target, progress=False)
+    message = str(info.value)
+    assert "--resume" not in message and "Choose another --output (a new or empty folder)" in message
+    assert ("it is not a tune folder (no study.db and config.yaml in it)" if what == "folder" else
+            f"{target} is a file, not a folder") in message
+    assert (target / "notes.txt" if what == "folder" else target).read_text(encoding="utf-8") == "keep me"
 
 
 def test_search_section_is_typed_and_train_ignores_it(make_tiny_config, tmp_path):

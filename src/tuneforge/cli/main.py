@@ -140,10 +140,11 @@ def tune(
               f"train it with: tuneforge train {result.best_config}")
 
 
-def _read_input_texts(path: Path, text_column: str = "text", text_pair_column: str | None = None
+def _read_input_texts(path: Path, run_dir: Path, text_column: str = "text", text_pair_column: str | None = None
                       ) -> tuple[list[str], list[str | None] | None]:
     """Texts (and second texts, for a pair run) from a .jsonl/.json/.csv/.tsv file, read with the run's own
-    ``text_column`` and ``text_pair_column``, or a plain .txt file (one text per line, UTF-8)."""
+    ``text_column`` and ``text_pair_column`` (a missing one is named with the run ``run_dir``'s column, the
+    file's columns and the rename to make), or a plain .txt file (one text per line, UTF-8)."""
     from tuneforge.data import read_examples
     from tuneforge.data.formats import read_text
 
@@ -160,7 +161,7 @@ def _read_input_texts(path: Path, text_column: str = "text", text_pair_column: s
             raise TuneforgeError(f"--input {path}: no text in it (every line is empty). Put one text per line.")
         return texts, None
     examples = read_examples(path, text_column=text_column, text_pair_column=text_pair_column,
-                             require_label=False)
+                             require_label=False, run=run_dir)
     return [e.text for e in examples], ([e.text_pair for e in examples] if text_pair_column else None)
 
 
@@ -217,7 +218,7 @@ def predict(
     texts = list(text or [])
     pairs: list[str | None] | None = None
     if input is not None:  # read with the run's own columns: the file it was trained on works as it is
-        read, read_pairs = _read_input_texts(input, *_run_columns(run_dir))
+        read, read_pairs = _read_input_texts(input, run_dir, *_run_columns(run_dir))
         pairs = [None] * len(texts) + read_pairs if read_pairs is not None else None
         texts += read
     run = load(run_dir, parallel=parallel)
@@ -243,14 +244,21 @@ def generate(
                                                                        ".jsonl/.csv/.tsv (the run's prompt "
                                                                        "column).")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 128,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (--sample).")] = 0.7,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling: keep the most likely tokens up to this "
-                                              "probability mass (--sample).")] = 0.9,
-    top_k: Annotated[int, typer.Option(help="Sample among this many most likely tokens; 0: no limit (--sample).")
-                     ] = 50,
-    greedy: Annotated[bool, typer.Option("--greedy/--sample", help="Greedy decoding (deterministic) or sampling "
-                                                                   "with temperature, top-p, top-k.")] = True,
-    seed: Annotated[int, typer.Option(help="Seed of the sampling.")] = 0,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (default 0.7); giving it "
+                                                              "samples.", show_default=False)] = None,
+    top_p: Annotated[Optional[float], typer.Option(help="Nucleus sampling: keep the most likely tokens up to this "
+                                                        "probability mass (default 0.9); giving it samples.",
+                                                   show_default=False)] = None,
+    top_k: Annotated[Optional[int], typer.Option(help="Sample among this many most likely tokens; 0: no limit "
+                                                      "(default 50); giving it samples.", show_default=False)
+                     ] = None,
+    greedy: Annotated[Optional[bool], typer.Option("--greedy/--sample", help="Greedy decoding (deterministic; the "
+                                                                             "default) or sampling with temperature, "
+                                                                             "top-p, top-k (any of them, or --seed, "
+                                                                             "also samples).", show_default=False)
+                      ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the sampling (default 0); giving it samples.",
+                                                show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write JSON lines here instead of "
                                                                          "stdout.")] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts per generate call.")] = 16,
@@ -260,7 +268,7 @@ def generate(
 
     generate_command(run_dir, list(prompt or []), input, output,
                      dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                          do_sample=not greedy, seed=seed), batch_size, err)
+                          do_sample=None if greedy is None else not greedy, seed=seed), batch_size, err)
 
 
 @app.command("eval")
@@ -294,7 +302,7 @@ def evaluate(
     run = load(run_dir, parallel=parallel)
     d = run.config.data
     examples = read_examples(file, text_column=d.text_column, text_pair_column=d.text_pair_column,
-                             label_column=d.label_column)
+                             label_column=d.label_column, run=run_dir)
     check_known_labels(examples, run.labels, str(file))
     sliced = evaluate_slices(run, examples, by) if by else None
     metrics = flatten("", {"eval": sliced["overall"] if sliced else run.evaluate(examples)})
@@ -386,7 +394,8 @@ def explain(
 
     if not text and input is None:
         raise TuneforgeError("Give texts with --text T (repeatable) or a file with --input FILE.")
-    texts = list(text or []) + (_read_input_texts(input, _run_columns(run_dir)[0])[0] if input is not None else [])
+    texts = list(text or []) + (_read_input_texts(input, run_dir, _run_columns(run_dir)[0])[0]
+                                if input is not None else [])
     explanations = explain_recipe(run_dir, texts, label=label, steps=steps, html=html, png=png,
                                   progress=not quiet)
     lines = [json.dumps(e.to_dict(), ensure_ascii=False) for e in explanations]

@@ -27,12 +27,14 @@ SUPPORTED_SUFFIXES = tuple(_PARSERS)
 
 @dataclass(frozen=True)
 class _Columns:
-    """Which field holds what, plus the parameter a user sets to change it (for messages)."""
+    """Which field holds what, plus the parameter a user sets to change it (for messages); ``run``: the run
+    folder these columns belong to, when a file is read for a trained run (its columns can no longer change)."""
 
     text: str
     text_pair: str | None
     label: str
     require_label: bool
+    run: str | None = None
 
     def required(self) -> list[tuple[str, str, str]]:
         """(field, role, parameter) for every field each record must have."""
@@ -54,6 +56,7 @@ def read_examples(
     text_pair_column: str | None = None,
     label_column: str = "label",
     require_label: bool = True,
+    run: str | Path | None = None,
 ) -> list[Example]:
     """Read every example of a data file, or raise one error listing every problem in it.
 
@@ -62,6 +65,9 @@ def read_examples(
     are stripped; labels become strings (JSON ``0`` becomes ``"0"``). Fields other than the text,
     text pair and label columns are kept as strings in ``Example.meta``, for slicing metrics.
     With ``require_label=False`` a missing or empty label gives ``label=None``.
+
+    ``run``: the trained run folder the columns come from (predict, eval): a missing column is then to be
+    renamed in the file, since setting ``text_column`` cannot change what a finished run reads.
     """
     path = Path(path)
     shown = str(path)
@@ -73,7 +79,8 @@ def read_examples(
             f"{', '.join(SUPPORTED_SUFFIXES)}. Convert the file or rename it with the suffix that "
             "matches its content."
         )
-    columns = _Columns(text_column, text_pair_column, label_column, require_label)
+    columns = _Columns(text_column, text_pair_column, label_column, require_label,
+                       str(run) if run is not None else None)
     hint = _hint(suffix, columns)
     text = read_text(path, shown)
     raw = _PARSERS[suffix](text, shown, hint)
@@ -111,11 +118,11 @@ def _absent_problems(
             # CSV/TSV: the column is missing from the header, so from every row: report it once.
             where = f"line {raw.header_line}"
             problems.append(
-                _missing_problem(shown, where, "column", required, raw.columns, columns.used())
+                _missing_problem(shown, where, "column", required, raw.columns, columns)
             )
         elif raw.columns is None and name in absent:
             where, keys = line_list(absent[name].lines), sorted(absent[name].keys)
-            problems.append(_missing_problem(shown, where, "field", required, keys, columns.used()))
+            problems.append(_missing_problem(shown, where, "field", required, keys, columns))
     return problems
 
 
@@ -258,16 +265,23 @@ def _missing_problem(
     noun: str,
     required: tuple[str, str, str],
     present: list[str],
-    used: set[str],
+    columns: _Columns,
 ) -> str:
     """The message for a required field absent from a header or from some JSON objects."""
     name, role, parameter = required
-    best = _guess(name, role, [key for key in present if key not in used])
-    fix = (
-        f'Did you mean "{best}"? Rename it to "{name}" or set {parameter}="{best}".'
-        if best
-        else f"Add it, or set {parameter} to the {noun} that holds the {role}s."
-    )
+    best = _guess(name, role, [key for key in present if key not in columns.used()])
+    if columns.run is not None:  # the run was trained on its columns: the file must use them
+        fix = f'The run {columns.run} reads its {role}s from the {noun} "{name}": ' + (
+            f'did you mean "{best}"? Rename it to "{name}" in the file.'
+            if best
+            else f'rename the {noun} that holds them to "{name}" in the file, or add one.'
+        )
+    else:
+        fix = (
+            f'Did you mean "{best}"? Rename it to "{name}" or set {parameter}="{best}".'
+            if best
+            else f"Add it, or set {parameter} to the {noun} that holds the {role}s."
+        )
     owner = "the header has" if noun == "column" else "the objects have"
     return (
         f'{shown} {where}: no {noun} "{name}" ({owner}: {", ".join(present) or "nothing"}). {fix}'

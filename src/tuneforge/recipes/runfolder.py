@@ -44,6 +44,40 @@ def check_new_folder(folder: Path, what: str) -> None:
                              "was written. Choose a folder elsewhere.")
 
 
+RESUMABLE = ("train", "pretrain")  # the commands with --resume
+
+
+def run_record(folder: Path) -> dict | None:
+    """The run.json of a tuneforge run folder (config.yaml and run.json in it); None for any other folder."""
+    if not (folder / "config.yaml").is_file():
+        return None
+    try:
+        record = read_json(folder / "run.json")
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def output_dir_in_use(folder: Path, command: str) -> str:
+    """Why a new ``tuneforge COMMAND`` run cannot go into the non-empty ``folder``, and what to do. ``--resume``
+    is offered only for an unfinished run of a command that resumes: for a folder of the user's own, a finished
+    run or another recipe's run it cannot work."""
+    what = f"output_dir {folder} already exists and is not empty"
+    new = "a new output_dir (a new or empty folder)"
+    record = run_record(folder)
+    if record is None:
+        return (f"{what}, and it is not a tuneforge run folder (no config.yaml and run.json in it), so there is no "
+                f"run in it to resume; nothing was written to it. Choose {new}.")
+    recipe = record.get("recipe") or "train"  # `tuneforge train` runs do not name their recipe
+    if (folder / "model").is_dir():
+        return f"{what}: it holds a finished run (its model/ folder exists); nothing was written to it. Choose {new}."
+    if recipe not in RESUMABLE:
+        return (f"{what}: it holds a tuneforge {recipe} run, which --resume cannot continue; nothing was written "
+                f"to it. Choose {new}.")
+    return (f"{what}: it holds an unfinished run (status: {record.get('status', 'unknown')}). Continue it with "
+            f"`tuneforge {recipe} --resume {folder}`, or choose {new}.")
+
+
 def write_json(path: Path, data: Any) -> None:
     write_atomic_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 

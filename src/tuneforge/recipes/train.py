@@ -26,7 +26,8 @@ from tuneforge.models.attention import restore_attention, use_training_attention
 from tuneforge.models.backbones import load_backbone, resolve_model
 from tuneforge.models.first_token import use_first_token_shortcut
 from tuneforge.models.precision import Precision, autocast, resolve_precision
-from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, read_json, update_status, write_json
+from tuneforge.recipes.runfolder import (environment, flatten, new_run_dir, output_dir_in_use, read_json, update_status,
+                                         write_json)
 from tuneforge.run import Run
 from tuneforge.tracking import Tracker, open_tracker
 from tuneforge.tasks import get_task
@@ -70,8 +71,7 @@ def open_run_dir(schema: type, build: Callable[[], Any], resume: str | Path | No
         raise TuneforgeError(f"output_dir {run_dir} is a file; the run needs a folder there. Choose another "
                              "output_dir (a new or empty folder).")
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another "
-                             f"output_dir, or continue it with `tuneforge {command} --resume {run_dir}`.")
+        raise TuneforgeError(output_dir_in_use(run_dir, command))
     return cfg, run_dir
 
 

@@ -70,9 +70,18 @@ def tune(config: TrainConfig | dict | str | Path | None, overrides: list[str] | 
             raise TuneforgeError("Give a config with a search: section (tuneforge tune CONFIG.yaml) or --resume DIR.")
         cfg = as_config(config, overrides)
         tune_dir = Path(output_dir) if output_dir is not None else new_run_dir(f"tune-{cfg.name}", None)
-        if tune_dir.exists() and (not tune_dir.is_dir() or any(tune_dir.iterdir())):
-            raise TuneforgeError(f"{tune_dir} already exists and is not empty. Choose another --output, or "
-                                 f"continue that study with `tuneforge tune --resume {tune_dir}`.")
+        if tune_dir.exists() and not tune_dir.is_dir():
+            raise TuneforgeError(f"{tune_dir} is a file, not a folder; nothing was written. Choose another --output "
+                                 "(a new or empty folder).")
+        if tune_dir.exists() and any(tune_dir.iterdir()):
+            # --resume only where it can work: a tune folder (what --resume itself checks for)
+            raise TuneforgeError(
+                f"{tune_dir} already exists and is not empty. Choose another --output, or continue that study "
+                f"with `tuneforge tune --resume {tune_dir}`." if (tune_dir / "study.db").exists()
+                and (tune_dir / "config.yaml").exists() else
+                f"{tune_dir} already exists and is not empty, and it is not a tune folder (no study.db and "
+                "config.yaml in it), so there is no study in it to continue; nothing was written to it. Choose "
+                "another --output (a new or empty folder).")
     if cfg.search is None:
         raise TuneforgeError("This config has no search: section, so there is nothing to tune. Add one, e.g.\n"
                              "search:\n  trials: 20\n  space:\n    train.learning_rate: {low: 1.0e-5, high: 1.0e-3, "

@@ -91,6 +91,14 @@ def test_a_poor_match_gets_a_generated_reply_with_a_generation_run(entries):
     assert "a generated reply" in reply["reason"]
 
 
+def test_a_greedy_generated_reply_passes_no_sampling_settings(entries):
+    """A generation run refuses temperature, top_p or seed next to do_sample=False (greedy would ignore them)."""
+    generator = StubGenerator()
+    assistant_with(entries, generator=generator, min_score=0.9, max_new_tokens=7).ask("zebra giraffe weather")
+    (_, kwargs), = generator.calls
+    assert kwargs == {"max_new_tokens": 7, "do_sample": False}
+
+
 def test_intent_routing(entries):
     question = "How do I reset my password?"
     confident = StubClassifier("account", 0.9)

@@ -6,8 +6,9 @@
     3. otherwise: a generated reply when a generation run is configured, else a handover.
 
 The classifier is anything with ``predict(texts) -> [{"label", "scores"}]`` (a tuneforge text-classification
-run); the generator anything with ``generate(prompts, max_new_tokens=..., temperature=..., top_p=...,
-do_sample=..., seed=...) -> list[str]`` (a tuneforge generation run). Both are duck-typed, so tests use stubs.
+run); the generator anything with ``generate(prompts, max_new_tokens=..., do_sample=..., temperature=...,
+top_p=..., seed=...) -> list[str]`` (a tuneforge generation run; the last three only when sampling). Both are
+duck-typed, so tests use stubs.
 """
 
 from __future__ import annotations
@@ -65,8 +66,10 @@ def route(question: str, hits: list[Hit], entries: list[Entry], cfg, intent: dic
     why = " and ".join(doubts)
     if generator is not None:
         prompt = cfg.prompt.replace("{question}", question)
-        text = generator.generate([prompt], max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                  top_p=cfg.top_p, do_sample=cfg.do_sample, seed=cfg.seed)[0]
+        # the sampling settings only with do_sample: a generation run refuses them next to do_sample=False
+        sampling = dict(temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed) if cfg.do_sample else {}
+        text = generator.generate([prompt], max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
+                                  **sampling)[0]
         if text.strip():
             source = getattr(generator, "dir", None)  # a loaded run's folder; stand-ins may have none
             return {**reply, "route": "generated", "answer": text.strip(),

@@ -19,7 +19,7 @@ def eval_command(run_dir: Path, file: Path, output: Path | None, out: Console, e
     from tuneforge.tasks.generation.files import read_pairs
 
     data = load_config(TrainConfig, path=run_dir / "config.yaml").data
-    pairs = read_pairs(file, prompt_column=data.prompt_column, response_column=data.response_column)
+    pairs = read_pairs(file, prompt_column=data.prompt_column, response_column=data.response_column, run=run_dir)
     run = load(run_dir)
     result = run.evaluate(pairs)
     samples = result.pop("samples")
@@ -36,8 +36,9 @@ def eval_command(run_dir: Path, file: Path, output: Path | None, out: Console, e
     err.print(f"wrote {target}" + (f" and {target.with_suffix('.samples.jsonl')}" if samples else ""))
 
 
-def read_prompts(path: Path, prompt_column: str) -> list[str]:
-    """Prompts from a .txt file (one per line) or a .jsonl/.json/.csv/.tsv file (``prompt_column``)."""
+def read_prompts(path: Path, prompt_column: str, run_dir: Path) -> list[str]:
+    """Prompts from a .txt file (one per line) or a .jsonl/.json/.csv/.tsv file (``prompt_column``, the column
+    the run ``run_dir`` was trained on)."""
     from tuneforge.tasks.generation.files import read_pairs
 
     if not path.is_file():
@@ -49,23 +50,24 @@ def read_prompts(path: Path, prompt_column: str) -> list[str]:
         if not prompts:
             raise TuneforgeError(f"--input {path}: no prompt in it (every line is empty). Put one prompt per line.")
         return prompts
-    return [p.prompt for p in read_pairs(path, prompt_column=prompt_column, require_response=False)]
+    return [p.prompt for p in read_pairs(path, prompt_column=prompt_column, require_response=False, run=run_dir)]
 
 
 def generate_command(run_dir: Path, prompts: list[str], input: Path | None, output: Path | None,
                      sampling: dict, batch_size: int, err: Console) -> None:
-    """One JSON line per prompt, ``{"prompt", "response"}``, on stdout or into ``output``."""
+    """One JSON line per prompt, ``{"prompt", "response"}``, on stdout or into ``output``. ``sampling``: the
+    arguments of :func:`~.generate.choose_sampling`, None where the option was not given."""
     from tuneforge.config import TrainConfig, load_config
     from tuneforge.run import check_run_folder, load
     from tuneforge.tasks import task_of_run
-    from tuneforge.tasks.generation.generate import Sampling
+    from tuneforge.tasks.generation.generate import choose_sampling
 
     if not prompts and input is None:
         raise TuneforgeError("Give prompts with --prompt TEXT (repeatable) or a file with --input FILE.")
     empty = [i + 1 for i, p in enumerate(prompts) if not p.strip()]
     if empty:
         raise TuneforgeError(f"--prompt number {', '.join(map(str, empty))} is empty; give each prompt some text.")
-    Sampling(**sampling).check()  # bad settings fail before the model loads
+    choose_sampling(**sampling, cli=True)  # bad or contradictory settings fail before the model loads
     check_run_folder(run_dir)
     if (run_dir / "config.yaml").is_file() and task_of_run(run_dir).name != "generation":
         raise TuneforgeError(f"{run_dir} is a {task_of_run(run_dir).name} run: it classifies, it does not "
@@ -73,7 +75,7 @@ def generate_command(run_dir: Path, prompts: list[str], input: Path | None, outp
     if input is not None:
         column = load_config(TrainConfig, path=run_dir / "config.yaml").data.prompt_column \
             if (run_dir / "config.yaml").is_file() else "prompt"
-        prompts = list(prompts) + read_prompts(input, column)
+        prompts = list(prompts) + read_prompts(input, column, run_dir)
     run = load(run_dir)
     answers = run.generate(prompts, batch_size=batch_size, **sampling)
     lines = [json.dumps({"prompt": p, "response": a}, ensure_ascii=False) for p, a in zip(prompts, answers)]

@@ -43,14 +43,18 @@ def _guess(name: str, role: str, keys: list[str], used: tuple[str, str]) -> str 
     return next((k for k in keys if k.lower() in _USUAL[role]), None) or closest(name, keys)
 
 
-def _suggest(name: str, role: str, keys: list[str], used: tuple[str, str]) -> str:
+def _suggest(name: str, role: str, keys: list[str], used: tuple[str, str], run: str | None, noun: str) -> str:
     best = _guess(name, role, keys, used)
+    if run is not None:  # a trained run reads its own columns: the file has to match them
+        return f'the run {run} reads its {role}s from the {noun} "{name}": ' + (
+            f'did you mean "{best}"? Rename it to "{name}" in the file' if best else
+            f'rename the {noun} that holds them to "{name}" in the file, or add one')
     return f'did you mean "{best}"? Rename it, or set data.{role}_column: {best}' if best else \
-        f"add it, or set data.{role}_column to the field that holds the {role}s"
+        f"add it, or set data.{role}_column to the {noun} that holds the {role}s"
 
 
 def _absent_problem(shown: str, name: str, role: str, absent: Absent, total: int, used: tuple[str, str],
-                    prompts_too: bool) -> str:
+                    prompts_too: bool, run: str | None) -> str:
     """One message for every record that lacks field ``name``: a misnamed field is one mistake, not one per
     line. It names the lines (their count, the first few), the keys those records have, and the fix.
     ``prompts_too``: some of these records lack the prompt as well (so they are not just unanswered prompts)."""
@@ -61,16 +65,19 @@ def _absent_problem(shown: str, name: str, role: str, absent: Absent, total: int
         what = "a prompt" if len(absent.lines) == 1 else "prompts"
         return (f'{where}: {what} with no answer. Add the reference answer as "{name}" (or use `tuneforge '
                 "generate --input` for prompts alone).")
-    return f"{where}; {_suggest(name, role, keys, used)}."
+    return f"{where}; {_suggest(name, role, keys, used, run, 'field')}."
 
 
 def read_pairs(path: str | Path, *, prompt_column: str = "prompt", response_column: str = "response",
-               require_response: bool = True) -> list[Pair]:
+               require_response: bool = True, run: str | Path | None = None) -> list[Pair]:
     """Every pair of ``path``, or one :class:`TuneforgeError` listing every problem in it.
 
     Fields other than the two columns are kept as strings in ``Pair.meta``. With ``require_response=False``
-    (prompts to answer) a missing or empty response gives ``response=None``.
+    (prompts to answer) a missing or empty response gives ``response=None``. ``run``: the trained run folder the
+    columns come from (generate, eval): a missing column is then to be renamed in the file, since
+    ``data.prompt_column`` cannot change what a finished run reads.
     """
+    run = str(run) if run is not None else None
     path = Path(path)
     shown = str(path)
     if not path.is_file():
@@ -91,7 +98,7 @@ def read_pairs(path: str | Path, *, prompt_column: str = "prompt", response_colu
         for name, role in wanted:
             if name not in raw.columns:
                 problems.append(f'{shown} line {raw.header_line}: no column "{name}" (the header has: '
-                                f"{', '.join(raw.columns)}); {_suggest(name, role, raw.columns, used)}.")
+                                f"{', '.join(raw.columns)}); {_suggest(name, role, raw.columns, used, run, 'column')}.")
         if problems:
             raise_problems(f"{shown}: {len(problems)} problem(s); nothing was read. Fix them and run again:",
                            problems)
@@ -118,7 +125,8 @@ def read_pairs(path: str | Path, *, prompt_column: str = "prompt", response_colu
             meta = {k: str(v) for k, v in row.items() if k not in (prompt_column, response_column) and v is not None}
             pairs.append(Pair(prompt=values["prompt"] or "", response=values["response"] or None, meta=meta))
     no_prompt = set(absent[prompt_column, "prompt"].lines) if (prompt_column, "prompt") in absent else set()
-    problems += [_absent_problem(shown, name, role, record, len(raw.rows), used, bool(no_prompt & set(record.lines)))
+    problems += [_absent_problem(shown, name, role, record, len(raw.rows), used, bool(no_prompt & set(record.lines)),
+                                 run)
                  for (name, role), record in absent.items()]
     if problems:
         problems.sort(key=by_line)

@@ -54,6 +54,36 @@ class Sampling:
                 "top_p": self.top_p, "top_k": self.top_k}
 
 
+SAMPLING_OPTIONS = ("temperature", "top_p", "top_k", "seed")  # used only when sampling
+
+
+def choose_sampling(max_new_tokens: int = 128, do_sample: bool | None = None, *, temperature: float | None = None,
+                    top_p: float | None = None, top_k: int | None = None, seed: int | None = None,
+                    cli: bool = False) -> Sampling:
+    """The checked :class:`Sampling` for these settings; ``None`` means not given (the default).
+
+    A sampling option (temperature, top_p, top_k, seed) given without a choice of decoding turns sampling on.
+    Greedy decoding has no use for any of them, so ignoring one (what happened before) throws away what the
+    user asked for without a word, and refusing it ("add --sample") makes them repeat what the option already
+    says: there is no greedy reading of "temperature 0.8". Reading it as a request to sample is also what
+    OpenAI-style APIs, vLLM and llama.cpp do with a temperature. Nothing turns random by surprise: sampling is
+    seeded (seed 0 unless given), so the same command gives the same answers. The one contradiction, greedy
+    asked for explicitly next to a sampling option, is refused. ``cli`` words the error in flags."""
+    given = {name: value for name, value in zip(SAMPLING_OPTIONS, (temperature, top_p, top_k, seed))
+             if value is not None}
+    if do_sample is False and given:
+        shown = ", ".join(f"--{name.replace('_', '-')} {value}" if cli else f"{name}={value}"
+                          for name, value in given.items())
+        greedy = "--greedy" if cli else "do_sample=False"
+        raise TuneforgeError(f"{shown}: only used when sampling, but {greedy} asks for greedy decoding, which would "
+                             f"ignore it. Drop {greedy} to sample (a sampling option alone turns sampling on), or "
+                             f"drop {shown} for the greedy answer.")
+    sampling = Sampling(max_new_tokens=max_new_tokens, do_sample=bool(given) if do_sample is None else do_sample,
+                        **given)
+    sampling.check()
+    return sampling
+
+
 @torch.no_grad()
 def generate_ids(model: nn.Module, prompts: Sequence[list[int]], sampling: Sampling, *, stop_ids: list[int],
                  pad_id: int, batch_size: int, precision: Precision, device: torch.device) -> list[list[int]]:

@@ -10,7 +10,7 @@ from tuneforge.errors import TuneforgeError
 from tuneforge.run import Run
 from tuneforge.tasks.generation.chat import ChatFormat, encode_prompts
 from tuneforge.tasks.generation.config import GenerationConfig
-from tuneforge.tasks.generation.generate import Sampling, decode, generate_ids
+from tuneforge.tasks.generation.generate import choose_sampling, decode, generate_ids
 from tuneforge.tasks.generation.records import Pair
 
 
@@ -27,21 +27,23 @@ class GenerationRun(Run):
     def generation_config(self) -> GenerationConfig:
         return self.config.generation or GenerationConfig()
 
-    def generate(self, prompts: list[str], max_new_tokens: int = 128, temperature: float = 0.7, top_p: float = 0.9,
-                 top_k: int = 50, do_sample: bool = False, seed: int = 0, batch_size: int = 16) -> list[str]:
+    def generate(self, prompts: list[str], max_new_tokens: int = 128, temperature: float | None = None,
+                 top_p: float | None = None, top_k: int | None = None, do_sample: bool | None = None,
+                 seed: int | None = None, batch_size: int = 16) -> list[str]:
         """One answer per prompt, in order. Greedy by default (the most likely tokens: deterministic);
-        ``do_sample=True`` samples with ``temperature``, ``top_p`` (nucleus) and ``top_k``, reproducibly for a
-        given ``seed``."""
+        ``do_sample=True``, or any of ``temperature`` (default 0.7), ``top_p`` (nucleus, 0.9), ``top_k`` (50) and
+        ``seed`` (0), samples, reproducibly for a given seed. ``do_sample=False`` with a sampling option is an
+        error (greedy decoding would ignore it); see :func:`~.generate.choose_sampling`."""
         if isinstance(prompts, str):
             raise TypeError("generate() takes a list of prompts; wrap a single prompt as [prompt]")
         prompts = [str(p) for p in prompts]
         empty = [i for i, p in enumerate(prompts) if not p.strip()]
         if empty:
             raise TuneforgeError(f"Prompt(s) {empty[:10]} are empty; give each prompt some text.")
+        sampling = choose_sampling(max_new_tokens, do_sample, temperature=temperature, top_p=top_p, top_k=top_k,
+                                   seed=seed)
         if not prompts:
             return []
-        sampling = Sampling(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_p=top_p,
-                            top_k=top_k, seed=seed)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         ids = generate_ids(self.model, encode_prompts(prompts, self.chat, self.config.data.max_length), sampling,
                            stop_ids=self.chat.stop_ids, pad_id=pad_id, batch_size=batch_size,
@@ -72,8 +74,8 @@ class GenerationRun(Run):
         from tuneforge.tasks.generation.files import read_pairs
 
         d = self.config.data
-        return self.evaluate(read_pairs(path, prompt_column=d.prompt_column, response_column=d.response_column),
-                             batch_size, max_generations)
+        pairs = read_pairs(path, prompt_column=d.prompt_column, response_column=d.response_column, run=self.dir)
+        return self.evaluate(pairs, batch_size, max_generations)
 
     def summary(self) -> str:
         m = self.metrics
