@@ -218,7 +218,8 @@ def test_cli_bad_input_exits_2_naming_file_line_and_field(case, cli, trained, tm
         args, expect = ["generate", tmp_path / "lm", "-p", "hi"], "is a pretraining run (tuneforge pretrain)"
     else:  # said: set data.prompt_column, which a finished run cannot change
         write_jsonl(bad, [{"question": "a", "response": "b"}])
-        args, expect = ["eval", run, bad], (f'{bad} line 1: no field "prompt" (every record; they have: question, response); '
+        args, expect = ["eval", run, bad], (f'{bad} line 1: no field "prompt" (every record; they have: question, '
+                                            'response); '
                                             f'the run {run} reads its prompts from the field "prompt": did you mean '
                                             '"question"? Rename it to "prompt" in the file.')
     code, _, err = cli(*args)
