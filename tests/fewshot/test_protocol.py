@@ -151,3 +151,17 @@ def test_pet_prompt_config(make_tiny_config, tmp_path):
         run = tuneforge.load(folder)
         test = read_examples(result.dir / "data" / "test.jsonl")
         assert run.evaluate(test)["accuracy"] == pytest.approx(row["accuracy"])
+
+
+def test_max_train_samples_does_not_shrink_the_pool(make_tiny_config, tmp_path, capsys):
+    """A config's data.max_train_samples (configs/airline-pet.yaml has 48) capped the pool the k-shot sample was
+    drawn from, so `--shots 8` failed with '"positive" has 7' on a training split with thousands of each."""
+    cfg = make_tiny_config(tmp_path / "unused")
+    cfg.pop("output_dir")
+    cfg["data"] |= {"max_train_samples": 6, "max_eval_samples": 6}  # 2 of each class of the 96
+    result = tuneforge.fewshot(cfg, ["train.epochs=1"], shots=5, seeds=1, output_dir=tmp_path / "out",
+                               progress=False)
+    rows = [json.loads(line) for line in (result.dir / "data" / "seed-0.jsonl").read_text().splitlines()]
+    assert Counter(r["label"] for r in rows) == {"negative": 5, "neutral": 5, "positive": 5}
+    assert json.loads((result.dir / "fewshot.json").read_text())["train_split_examples"] == 96
+    assert "data.max_train_samples=6 and data.max_eval_samples=6 ignored" in capsys.readouterr().err

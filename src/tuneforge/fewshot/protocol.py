@@ -69,7 +69,14 @@ def fewshot(config: TrainConfig | dict | str | Path, overrides: list[str] | None
     if seeds < 1:
         raise TuneforgeError(f"--seeds {seeds}: give at least one seed.")
     cfg = as_config(config, overrides)
-    splits = load_splits(cfg.data, cfg.train.seed)
+    # The k-shot sample is the training set: data.max_train_samples (a cap for ordinary training, e.g. the 48
+    # tweets of configs/airline-pet.yaml) would only shrink the pool it is drawn from, and report a class as too
+    # small that the training split has plenty of. data.max_eval_samples has nothing to cap (validation = sample).
+    capped = {k: v for k in ("max_train_samples", "max_eval_samples") if (v := getattr(cfg.data, k)) is not None}
+    if capped:
+        console.print("note: " + " and ".join(f"data.{k}={v}" for k, v in capped.items()) + " ignored: each seed "
+                      f"trains on its {shots} examples per class, drawn from the whole training split.")
+    splits = load_splits(cfg.data.model_copy(update={"max_train_samples": None}), cfg.train.seed)
     seed_values = [cfg.train.seed + i for i in range(seeds)]
     samples = {s: sample_k_shot(splits.train, shots, s) for s in seed_values}  # fails early on too few examples
     root = Path(output_dir) if output_dir is not None else new_run_dir(f"{cfg.name}-{shots}shot", None)
