@@ -120,3 +120,33 @@ def test_zeroshot_errors_in_the_users_words(cli, tiny_causal_lm, tiny_bert, tiny
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     code, _, err = cli("zeroshot", path, "prompt.verbaliser.neutral=okay")
     assert code == 2 and 'unknown key "prompt.verbaliser". Did you mean "verbalizer"?' in err
+
+
+def test_words_the_model_cannot_tell_apart_are_refused(tiny_mlm, tiny_causal_lm, tiny_data, tmp_path):  # noqa: F811
+    """A word the vocabulary lacks is [UNK], the same token for every unknown word; words of two labels scored as
+    the same tokens tie on every text. Both gave uniform probabilities and 'negative' for everything, exit 0."""
+    def error(cfg: dict) -> str:
+        with pytest.raises(TuneforgeError) as info:
+            tuneforge.zeroshot(cfg, progress=False)
+        return str(info.value)
+
+    unknown = error(zeroshot_config(tiny_mlm, tiny_data, tmp_path / "run", verbalizer={
+        "negative": ["bad", "horrible"], "neutral": "okay", "positive": "excellent"}))
+    assert '"horrible" (negative), "excellent" (positive): not in the vocabulary of' in unknown
+    assert "[UNK]" in unknown and "Choose words the tokenizer knows" in unknown
+    same = error(zeroshot_config(tiny_mlm, tiny_data, tmp_path / "run", verbalizer={
+        "negative": "bad", "neutral": "Good", "positive": "good"}))  # an uncased vocabulary: both are "good"
+    assert "\"Good\" (neutral) and \"good\" (positive) are scored as the same token(s) ['good']" in same
+    first = error(zeroshot_config(tiny_causal_lm, tiny_data, tmp_path / "run", multi_token="first",
+                                  verbalizer={"negative": "negative", "neutral": "neutral", "positive": "good"}))
+    assert "\"negative\" (negative) and \"neutral\" (neutral) are scored as the same token(s) ['Ġne']" in first
+    assert "prompt.multi_token: mean" in first
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(TuneforgeError, match="scored as the same token"):  # PET training scores them the same way
+        tuneforge.train(zeroshot_config(tiny_causal_lm, tiny_data, tmp_path / "pet", multi_token="first",
+                                        verbalizer={"negative": "negative", "neutral": "neutral", "positive": "good"}),
+                        progress=False)
+    # every word of its own (the first tokens of " negative" and " neutral" differ from the rest): scored as usual
+    ok = tuneforge.zeroshot(zeroshot_config(tiny_causal_lm, tiny_data, tmp_path / "ok", verbalizer={
+        "negative": "negative", "neutral": "neutral", "positive": "good"}), limit=3, progress=False)
+    assert ok.metrics["test.count"] == 3

@@ -216,9 +216,11 @@ def as_prompt_classifier(lm: LanguageModel, spec: dict[str, Any]) -> nn.Module:
     return model
 
 
-def load_prompt_backbone(name: str, prompt: PromptConfig, labels: list[str], max_length: int):
+def load_prompt_backbone(name: str, prompt: PromptConfig, labels: list[str], max_length: int,
+                         check_words: bool = False):
     """The PET model of ``model:`` as a :class:`~tuneforge.models.backbones.Backbone` (no new parameters:
-    the verbalizer's rows of the LM head are the classifier) and the renderer of its inputs."""
+    the verbalizer's rows of the LM head are the classifier) and the renderer of its inputs. ``check_words``
+    (training) refuses words the model cannot tell apart; a finished run loads as it was trained."""
     from tuneforge.models.backbones import Backbone, load_tokenizer
 
     lm = load_language_model(name)
@@ -227,6 +229,8 @@ def load_prompt_backbone(name: str, prompt: PromptConfig, labels: list[str], max
     model = lm.model
     model.train()
     scorer = PromptScorer(lm, prompt, max_length=max_length)
+    if check_words:
+        scorer.check_words()
     spec = prompt_spec(lm, prompt, labels, scorer)
     as_prompt_classifier(lm, spec)
     inputs = PromptInputs(scorer=scorer, kind=lm.kind, k=len(spec["word_ids"][0]))

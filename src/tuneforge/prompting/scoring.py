@@ -30,7 +30,7 @@ from tuneforge.errors import TuneforgeError
 from tuneforge.models.precision import Precision, autocast
 from tuneforge.prompting.config import PromptConfig
 from tuneforge.prompting.template import Template, split_space
-from tuneforge.prompting.verbalizer import Verbalizer, combine_tokens, continuation_ids, label_scores
+from tuneforge.prompting.verbalizer import Verbalizer, combine_tokens, continuation_ids, label_scores, word_problems
 
 Kind = Literal["masked", "causal"]
 # Contextual calibration's content-free inputs (Zhao et al., 2021, "Calibrate Before Use"): the model's
@@ -146,6 +146,22 @@ class PromptScorer:
             empty = tok.apply_chat_template([{"role": "user", "content": ""}], tokenize=False,
                                             add_generation_prompt=True)
             self._chat_tokens = len(tok(empty, add_special_tokens=False)["input_ids"])
+
+    def check_words(self) -> None:
+        """Refuse verbalizer words the model cannot tell apart (:func:`word_problems`), before any scoring. A
+        causal LM's words are tokenised after the template's text before {answer}, the input text left empty."""
+        words = self.verbalizer.flat
+        if self.lm.kind == "masked":
+            ids = self.word_ids
+        else:
+            prompt, space = self.causal_prompts([Example(text="")])[0]
+            ids = continuation_ids(self.lm.tokenizer, [prompt] * len(words), [space + w for w in words])
+        owners = [self.verbalizer.labels[i] for i in self.verbalizer.word_label]
+        problems = word_problems(owners, words, ids, self.prompt.multi_token == "first", self.lm.tokenizer,
+                                 self.lm.path)
+        if problems:
+            raise TuneforgeError("prompt.verbalizer: the model cannot tell some labels' words apart; fix them and "
+                                 "run again:", [p + "." for p in problems])
 
     # ----------------------------------------------------------------- rendering
     def _fit(self, examples: Sequence[Example], reserve: int) -> list[tuple[str, str | None]]:

@@ -78,3 +78,35 @@ def continuation_ids(tokenizer, prompts: list[str], continuations: list[str]) ->
         else:
             out.append(tokenizer(cont, add_special_tokens=False)["input_ids"])
     return out
+
+
+def word_problems(labels: list[str], words: list[str], ids: list[list[int]], first_only: bool, tokenizer,
+                  model: str) -> list[str]:
+    """Verbalizer words a model cannot tell apart, in the user's words (empty when there are none).
+
+    ``words[i]`` stands for ``labels[i]`` and is tokenised as ``ids[i]``, of which only the first token is scored
+    when ``first_only`` (multi_token: first). A word with the unknown token is scored as [UNK], like every other
+    unknown word, and words of different labels scored as the same tokens get the same score from every text: the
+    labels tie and the first one always wins (before this check: uniform probabilities, no error).
+    """
+    problems = []
+    unk = tokenizer.unk_token_id
+    unknown = [i for i, word_ids in enumerate(ids) if unk is not None and unk in word_ids]
+    if unknown:
+        listed = ", ".join(f'"{words[i]}" ({labels[i]})' for i in unknown)
+        problems.append(f"{listed}: not in the vocabulary of {model}; the tokenizer turns "
+                        f"{'it' if len(unknown) == 1 else 'each'} into {tokenizer.unk_token}, which scores the same "
+                        "for every unknown word. Choose words the tokenizer knows")
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, word_ids in enumerate(ids):
+        if i not in unknown:
+            groups.setdefault(tuple(word_ids[:1] if first_only else word_ids), []).append(i)
+    for members in groups.values():
+        if len({labels[i] for i in members}) > 1:
+            listed = " and ".join(f'"{words[i]}" ({labels[i]})' for i in members)
+            scored = ids[members[0]][:1] if first_only else ids[members[0]]
+            problems.append(f"{listed} are scored as the same token(s) {tokenizer.convert_ids_to_tokens(scored)}, so "
+                            "those labels would get the same score from every text. Choose words that differ"
+                            + (" in their first token (prompt.multi_token: first scores only that one), or set "
+                               "prompt.multi_token: mean" if first_only else ""))
+    return problems

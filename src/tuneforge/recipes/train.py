@@ -191,7 +191,8 @@ def _train(cfg: TrainConfig, run_dir: Path, splits, device, precision, resume: b
     if cfg.prompt is not None:  # PET: the language model classifies through the template (prompting/pet.py)
         from tuneforge.prompting.pet import load_prompt_backbone
 
-        backbone, inputs = load_prompt_backbone(cfg.model, cfg.prompt, splits.labels, cfg.data.max_length)
+        backbone, inputs = load_prompt_backbone(cfg.model, cfg.prompt, splits.labels, cfg.data.max_length,
+                                                 check_words=True)
         if distributed.is_main():
             write_json(run_dir / "prompt.json", {**inputs.scorer.describe(), "training": "pet"})
         splits = dataclasses.replace(splits, **{name: inputs.render(getattr(splits, name))

@@ -85,6 +85,7 @@ def zeroshot(config: TrainConfig | dict | str | Path, overrides: list[str] | Non
     lm = load_language_model(cfg.model)  # refuses a model without its LM head before any folder is made
     scorer = PromptScorer(lm, cfg.prompt, max_length=cfg.data.max_length, batch_size=loop.batch_size,
                           precision=precision, device=device)
+    scorer.check_words()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_config(cfg.model_copy(update={"output_dir": run_dir})),
                                          encoding="utf-8")
