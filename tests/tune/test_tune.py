@@ -199,3 +199,36 @@ def test_trials_share_one_mlflow_experiment_in_the_tune_folder(make_tiny_config,
     assert not (tmp_path / "tune" / "trial-000" / "mlflow").exists()  # artifacts sit next to the database
     assert {a.path for a in client.list_artifacts(runs[0].info.run_id)} >= {"config.yaml", "metrics.json"}
     assert experiment.artifact_location == (tmp_path / "tune" / "artifacts").resolve().as_uri()
+
+
+def test_resume_takes_overrides_and_refuses_a_space_the_study_cannot_keep(make_tiny_config, tmp_path, monkeypatch,
+                                                                           capsys):
+    """`tuneforge tune --resume DIR key=value` took the override for a config file ('the config file comes first');
+    a resumed study whose choices or log scale changed died with Optuna's ValueError traceback at the next trial."""
+    cfg = search_config(make_tiny_config, tmp_path, pruner="none", trials=1)
+    cfg["train"]["max_steps"] = 2
+    folder = tmp_path / "tune"
+    tuneforge.tune(cfg, output_dir=folder, progress=False)
+
+    def cli(*args):
+        monkeypatch.setattr(sys, "argv", ["tuneforge", "tune", *map(str, args)])
+        with pytest.raises(SystemExit) as info:
+            main()
+        return info.value.code or 0, capsys.readouterr().err
+
+    code, err = cli("--resume", folder, "train.max_steps=3", "--trials", "1", "--quiet")
+    assert code == 0, err
+    assert load_config(TrainConfig, path=folder / "config.yaml").train.max_steps == 3
+    saved = yaml.safe_load((folder / "config.yaml").read_text())
+    saved["search"]["space"]["train.weight_decay"] = [0.0, 0.1, 0.2]
+    saved["search"]["space"]["train.learning_rate"]["log"] = False
+    (folder / "config.yaml").write_text(yaml.safe_dump(saved))
+    before = (folder / "config.yaml").read_text()
+    code, err = cli("--resume", folder, "--trials", "2", "--quiet")
+    assert code == 2 and "Traceback" not in err
+    assert 'search.space["train.weight_decay"] is now the choices [0.0, 0.1, 0.2]; the study sampled the choices ' \
+           "[0.0, 0.1]" in err
+    assert 'search.space["train.learning_rate"] is now numbers from 0.0001 to 0.01; the study sampled numbers from ' \
+           "0.0001 to 0.01 on a log scale" in err
+    assert (folder / "config.yaml").read_text() == before  # the refused resume changed nothing
+    assert len(optuna.load_study(study_name="tuneforge", storage=f"sqlite:///{folder / 'study.db'}").trials) == 1

@@ -127,6 +127,8 @@ def tune(
     """Hyperparameter search with Optuna: train a trial per sample, prune bad ones, write best.yaml."""
     from tuneforge.tune import tune as tune_recipe
 
+    if resume is not None and config is not None and "=" in str(config) and not config.exists():
+        overrides, config = [str(config), *(overrides or [])], None  # --resume DIR key=value: no config to give
     if config is not None and "=" in str(config) and not config.exists():
         raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
                              f"tuneforge tune CONFIG.yaml {config}")

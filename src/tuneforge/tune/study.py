@@ -97,7 +97,6 @@ def tune(config: TrainConfig | dict | str | Path | None, overrides: list[str] | 
         raise TuneforgeError(f"--trials {total}: run at least one trial.")
 
     tune_dir.mkdir(parents=True, exist_ok=True)
-    (tune_dir / "config.yaml").write_text(dump_config(cfg.model_copy(update={"output_dir": None})), encoding="utf-8")
     metric = cfg.train.metric
     direction = "minimize" if metric == "loss" else "maximize"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -108,6 +107,8 @@ def tune(config: TrainConfig | dict | str | Path | None, overrides: list[str] | 
                                 direction=direction, sampler=sampler, pruner=pruner, load_if_exists=True)
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # a trial killed with its process
+    check_resumed_space(study, search, tune_dir)  # before config.yaml changes: a refused resume keeps the old one
+    (tune_dir / "config.yaml").write_text(dump_config(cfg.model_copy(update={"output_dir": None})), encoding="utf-8")
     done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
                                                         optuna.trial.TrialState.PRUNED)))
     todo = max(0, total - done)
@@ -185,6 +186,46 @@ def sample(trial: optuna.Trial, key: str, spec: Range | list[Any]) -> Any:
     if spec.is_int:
         return trial.suggest_int(key, spec.low, spec.high, step=spec.step or 1, log=spec.log)
     return trial.suggest_float(key, spec.low, spec.high, step=spec.step, log=spec.log)
+
+
+def distribution(spec: Range | list[Any]) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution that :func:`sample` draws ``spec`` from."""
+    if isinstance(spec, list):
+        scalars = all(v is None or isinstance(v, (bool, int, float, str)) for v in spec)
+        return optuna.distributions.CategoricalDistribution(spec if scalars else [json.dumps(v) for v in spec])
+    if spec.is_int:
+        return optuna.distributions.IntDistribution(spec.low, spec.high, log=spec.log, step=spec.step or 1)
+    return optuna.distributions.FloatDistribution(spec.low, spec.high, log=spec.log, step=spec.step)
+
+
+def _shown(d: optuna.distributions.BaseDistribution) -> str:
+    if isinstance(d, optuna.distributions.CategoricalDistribution):
+        return "the choices " + json.dumps(list(d.choices))
+    kind = "integers" if isinstance(d, optuna.distributions.IntDistribution) else "numbers"
+    return f"{kind} from {d.low} to {d.high}" + (" on a log scale" if d.log else "")
+
+
+def check_resumed_space(study: optuna.Study, search: SearchConfig, tune_dir: Path) -> None:
+    """A resumed study keeps how it sampled each path: Optuna refuses other choices, an integer range that became
+    a float one (or the reverse) and a log scale switched on or off (a ValueError traceback at the next trial,
+    which left it running). Ranges may move."""
+    sampled: dict[str, optuna.distributions.BaseDistribution] = {}
+    for trial in study.get_trials(deepcopy=False):
+        for key, dist in trial.distributions.items():
+            sampled.setdefault(key, dist)
+    problems = []
+    for key, spec in search.space.items():
+        if key in sampled:
+            try:
+                optuna.distributions.check_distribution_compatibility(sampled[key], distribution(spec))
+            except ValueError:
+                problems.append(f'search.space["{key}"] is now {_shown(distribution(spec))}; the study sampled '
+                                f"{_shown(sampled[key])}.")
+    if problems:
+        raise TuneforgeError(f"{tune_dir}: the study cannot continue with this search space (Optuna keeps a path's "
+                             "choices, its integer or number kind and its log scale for a whole study; ranges may "
+                             "move). Put these back in its config.yaml, or start a new study with "
+                             "`tuneforge tune CONFIG --output NEW_DIR`:", problems)
 
 
 def as_overrides(params: dict[str, Any]) -> list[str]:
