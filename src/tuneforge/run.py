@@ -286,11 +286,29 @@ def _recipe(folder: Path) -> str | None:
     return record.get("recipe") if isinstance(record, dict) else None
 
 
+def folder_of_runs(folder: Path) -> str | None:
+    """What a `tuneforge fewshot` or `tuneforge tune` folder is and which of its runs to give instead (None for
+    other folders): people give the folder those commands print where one run is wanted."""
+    if (folder / "fewshot.json").is_file():
+        seeds = sorted((p.name for p in folder.glob("seed-*") if (p / "model").is_dir()),
+                       key=lambda name: int(name[5:]) if name[5:].isdigit() else 0)
+        example = f"e.g. {folder / seeds[0]}" if seeds else "none of them has finished"
+        return (f"{folder} is a few-shot folder (tuneforge fewshot) that holds one run per seed "
+                f"({', '.join(seeds) or 'seed-<s>/'}): give one of them ({example}), or average them with "
+                f"`tuneforge ensemble {folder}/seed-*`.")
+    if (folder / "study.db").is_file() and not (folder / "run.json").exists():
+        return (f"{folder} is a tune folder (tuneforge tune) that holds one run per trial (trial-NNN/): give a "
+                f"trial's folder, or train the best trial's config with `tuneforge train {folder / 'best.yaml'}`.")
+    return None
+
+
 def check_run_folder(run_dir: str | Path) -> None:
     """Refuse, with the fix, the folders people give instead of a run to predict with: a `tuneforge pretrain` run
-    (or its model/), a run's model/ folder, a plain Hugging Face model folder. Other folders pass (their own
-    errors come from loading)."""
+    (or its model/), a run's model/ folder, a plain Hugging Face model folder, a few-shot or tune folder. Other
+    folders pass (their own errors come from loading)."""
     run_dir = Path(run_dir)
+    if (collection := folder_of_runs(run_dir)) is not None:
+        raise TuneforgeError(collection)
     for folder in (run_dir, run_dir.parent) if run_dir.name == "model" else (run_dir,):
         if _recipe(folder) == "pretrain":
             raise TuneforgeError(f"{folder} is a pretraining run (tuneforge pretrain): its model/ is a bare language "

@@ -221,6 +221,29 @@ def test_missing_and_unfinished_previous_runs(make_tiny_config, b_data, run_a, t
                  r"did not finish \(status: interrupted.*--resume")
 
 
+def test_folders_of_other_commands_say_what_to_give(make_tiny_config, b_data, run_a, tmp_path):
+    """A few-shot, tune or zero-shot folder as continual.previous was 'run A did not finish (status: complete; no
+    model/ folder) ... Finish it first: tuneforge train --resume DIR'."""
+    fewshot = tmp_path / "fs-3shot"
+    shutil.copytree(run_a, fewshot / "seed-1")
+    shutil.copy(run_a / "config.yaml", fewshot / "config.yaml")
+    (fewshot / "fewshot.json").write_text("{}")
+    expect_error(config_b(make_tiny_config, b_data, tmp_path / "b", fewshot),
+                 r"is a few-shot folder \(tuneforge fewshot\) that holds one run per seed \(seed-1\): give one of "
+                 r"them \(e.g. .*fs-3shot/seed-1\)")
+    tune = tmp_path / "tune"
+    tune.mkdir()
+    (tune / "study.db").write_bytes(b"")
+    shutil.copy(run_a / "config.yaml", tune / "config.yaml")
+    expect_error(config_b(make_tiny_config, b_data, tmp_path / "b", tune), r"is a tune folder .*best.yaml")
+    zeroshot = tmp_path / "zs"
+    zeroshot.mkdir()
+    shutil.copy(run_a / "config.yaml", zeroshot / "config.yaml")
+    (zeroshot / "run.json").write_text(json.dumps({"status": "complete", "recipe": "zeroshot"}))
+    expect_error(config_b(make_tiny_config, b_data, tmp_path / "b", zeroshot),
+                 r"run A is a zero-shot run .*no weights to continue from")
+
+
 def test_other_backbone_other_labels_and_frozen_methods_are_refused(make_tiny_config, b_data, run_a, tiny_bert,
                                                                     tmp_path):
     other = shutil.copytree(tiny_bert, tmp_path / "other-bert")

@@ -85,6 +85,16 @@ def test_summary_is_mean_and_std_of_the_seeds(two_seeds):
     assert (two_seeds / "seeds.png").stat().st_size > 1000
 
 
+def test_the_folder_itself_is_no_run_and_says_which_to_give(two_seeds, monkeypatch, capsys):
+    """tuneforge.load(result.dir) / ensemble / predict on the few-shot folder said 'not a run folder (it has no
+    run.json, config.yaml or model/)', though it has a config.yaml."""
+    with pytest.raises(tuneforge.TuneforgeError, match=r"few-shot folder \(tuneforge fewshot\) that holds one run "
+                                                       r"per seed \(seed-0, seed-1\)"):
+        tuneforge.load(two_seeds)
+    code, io = cli(monkeypatch, capsys, "ensemble", two_seeds, two_seeds / "seed-0")
+    assert code == 2 and f"tuneforge ensemble {two_seeds}/seed-*" in io.err
+
+
 def test_ensemble_averages_the_seeds_probabilities(two_seeds, tiny_data):
     test = read_examples(tiny_data["test"])
     runs = [tuneforge.load(two_seeds / f"seed-{s}") for s in (0, 1)]

@@ -232,3 +232,5 @@ def test_resume_takes_overrides_and_refuses_a_space_the_study_cannot_keep(make_t
            "0.0001 to 0.01 on a log scale" in err
     assert (folder / "config.yaml").read_text() == before  # the refused resume changed nothing
     assert len(optuna.load_study(study_name="tuneforge", storage=f"sqlite:///{folder / 'study.db'}").trials) == 1
+    with pytest.raises(TuneforgeError, match=r"is a tune folder \(tuneforge tune\) .*best.yaml"):
+        tuneforge.load(folder)  # the folder of the study, where a trial's run was wanted

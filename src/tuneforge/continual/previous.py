@@ -55,6 +55,18 @@ def load_previous(folder: Path) -> PreviousRun:
     if not (folder / "config.yaml").is_file():
         raise TuneforgeError(f"{where}: not a tuneforge run folder (no config.yaml). Give the folder that "
                              "`tuneforge train` wrote for task A.")
+    from tuneforge.run import _recipe, folder_of_runs
+
+    if (collection := folder_of_runs(folder)) is not None:
+        raise TuneforgeError(f"{where}: {collection}")
+    if _recipe(folder) == "zeroshot":
+        raise TuneforgeError(f"{where}: run A is a zero-shot run (tuneforge zeroshot): nothing was trained, so there "
+                             "are no weights to continue from. Give a run of `tuneforge train`, or train B without "
+                             "continual:.")
+    if _recipe(folder) == "pretrain":
+        raise TuneforgeError(f"{where}: run A is a pretraining run (tuneforge pretrain), a language model without a "
+                             f"classifier. Start B from it as its model instead: model={folder / 'model'}, without "
+                             "continual:.")
     if not (folder / "model").is_dir():
         status = read_json(folder / "run.json").get("status", "unknown") if (folder / "run.json").is_file() \
             else "unknown"
