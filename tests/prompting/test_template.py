@@ -64,6 +64,27 @@ def test_config_errors_name_the_field_and_the_closest_key():
     assert 'override "prompt.calibrat=true"' in message and 'Did you mean "calibrate"?' in message
 
 
+def test_yaml_numbers_and_booleans_in_the_verbalizer(tmp_path):
+    """Unquoted 0/1 labels (a CSV's) were 'prompt.verbalizer.0.[key] = 0: input should be a valid string', once per
+    label; Yes/No words (PET's entailment verbalizer) four pydantic lines about str and list[str]."""
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(BASE) + "prompt:\n  template: '{text} It was {answer}'\n"
+                    "  verbalizer: {0: bad, 1: [good, 5]}\n", encoding="utf-8")
+    assert load_config(TrainConfig, path=path).prompt.words() == {"0": ["bad"], "1": ["good", "5"]}
+    path.write_text(yaml.safe_dump(BASE) + "prompt:\n  template: '{text} Right? {answer}'\n"
+                    "  verbalizer: {entailment: Yes, contradiction: No, yes: maybe}\n", encoding="utf-8")
+    with pytest.raises(TuneforgeError) as info:
+        load_config(TrainConfig, path=path)
+    message = str(info.value)
+    assert "1 problem(s)" in message and "line 6" in message
+    assert 'the label(s) true are booleans: YAML reads an unquoted yes/no/true/false/on/off as one; quote each label ' \
+           'as your data writes it, e.g. "yes": WORD' in message
+    assert 'the word(s) of "entailment" (true), "contradiction" (false) are booleans, not words' in message
+    assert 'quote each word, e.g. entailment: "Yes"' in message
+
+
 def test_prompt_section_round_trips_and_keeps_label_order():
     cfg = load_config(TrainConfig, data=copy.deepcopy({**BASE, "prompt": PROMPT}), overrides=["prompt.multi_token=sum"])
     assert isinstance(cfg.prompt, PromptConfig) and cfg.prompt.multi_token == "sum"

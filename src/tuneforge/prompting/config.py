@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -37,6 +37,33 @@ class PromptConfig(StrictModel):
         if problems:
             raise ValueError("; ".join(problems))
         return value
+
+    @field_validator("verbalizer", mode="before")
+    @classmethod
+    def _yaml_scalars(cls, value: Any) -> Any:
+        """YAML reads unquoted labels and words such as 0, 1, 5 as numbers and Yes, No, true, on as booleans: numbers
+        are the text they were written as (CSV labels "0"/"1"); a boolean cannot say how it was spelt, so it is an
+        error that asks for quotes (otherwise pydantic's four 'input should be a valid string / list' lines)."""
+        if not isinstance(value, dict):
+            return value
+
+        def text(v: Any) -> Any:
+            return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+        keys = [str(k).lower() for k in value if isinstance(k, bool)]
+        words = [f'"{label}" ({str(w).lower()})' for label, w in value.items()
+                 if isinstance(w, bool) or (isinstance(w, list) and any(isinstance(x, bool) for x in w))]
+        problems = []
+        if keys:
+            problems.append(f"the label(s) {', '.join(keys)} are booleans: YAML reads an unquoted yes/no/true/false/"
+                            'on/off as one; quote each label as your data writes it, e.g. "yes": WORD')
+        if words:
+            first = next(label for label, w in value.items() if f'"{label}" (' in words[0])
+            problems.append(f"the word(s) of {', '.join(words)} are booleans, not words: YAML reads an unquoted Yes/No/"
+                            f'true/false/on/off as one; quote each word, e.g. {first}: "Yes"')
+        if problems:
+            raise ValueError("; ".join(problems))
+        return {text(k): [text(w) for w in v] if isinstance(v, list) else text(v) for k, v in value.items()}
 
     @field_validator("verbalizer")
     @classmethod
