@@ -175,3 +175,16 @@ def test_max_train_samples_does_not_shrink_the_pool(make_tiny_config, tmp_path, 
     assert Counter(r["label"] for r in rows) == {"negative": 5, "neutral": 5, "positive": 5}
     assert json.loads((result.dir / "fewshot.json").read_text())["train_split_examples"] == 96
     assert "data.max_train_samples=6 and data.max_eval_samples=6 ignored" in capsys.readouterr().err
+
+
+def test_seeds_and_shots_are_counts(make_tiny_config, tmp_path):
+    """tuneforge.fewshot(cfg, seeds=[100, 101]) failed with "TypeError: '<' not supported between instances of
+    'list' and 'int'", shots=2.5 with "can't multiply sequence by non-int of type 'float'"."""
+    cfg = make_tiny_config(tmp_path / "unused")
+    with pytest.raises(tuneforge.TuneforgeError) as info:
+        tuneforge.fewshot(cfg, seeds=[100, 101, 102], shots=2.5, output_dir=tmp_path / "out")
+    message = str(info.value)
+    assert "seeds=[100, 101, 102]: give how many seeds to run, an integer" in message
+    assert "seeds=3 with the override train.seed=100" in message
+    assert "shots=2.5: give how many examples of each class to draw, an integer" in message
+    assert not (tmp_path / "out").exists()

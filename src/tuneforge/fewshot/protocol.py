@@ -24,6 +24,7 @@ large validation set; nothing is selected on it unless early stopping is configu
 from __future__ import annotations
 
 import json
+import numbers
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ def fewshot(config: TrainConfig | dict | str | Path, overrides: list[str] | None
             seeds: int = 5, ensemble: bool = False, output_dir: str | Path | None = None,
             progress: bool = True) -> FewShotResult:
     """Run the k-shot protocol (module docstring) and return its :class:`FewShotResult`."""
+    _check_counts(shots, seeds)
     if seeds < 1:
         raise TuneforgeError(f"--seeds {seeds}: give at least one seed.")
     cfg = as_config(config, overrides)
@@ -118,6 +120,23 @@ def fewshot(config: TrainConfig | dict | str | Path, overrides: list[str] | None
     plot_seeds(rows, root / "seeds.png", f"{cfg.name}: {shots} per class, {len(rows)} seeds", ensembled)
     console.print(f"few-shot folder: {escape(str(root))}")
     return result
+
+
+def _check_counts(shots: Any, seeds: Any) -> None:
+    """``shots`` and ``seeds`` are counts. A list of seeds (``seeds=[100, 101]``) or a float failed with a
+    TypeError deep inside; say what the arguments mean instead."""
+    problems = []
+    if isinstance(seeds, bool) or not isinstance(seeds, numbers.Integral):
+        hint = ""
+        if isinstance(seeds, (list, tuple, range)) and len(seeds) and all(isinstance(s, int) for s in seeds) \
+                and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
+            hint = f" (for seeds {list(seeds)}: seeds={len(seeds)} with the override train.seed={seeds[0]})"
+        problems.append(f"seeds={seeds!r}: give how many seeds to run, an integer: the seeds are train.seed, "
+                        f"train.seed + 1, ...{hint}.")
+    if isinstance(shots, bool) or not isinstance(shots, numbers.Integral):
+        problems.append(f"shots={shots!r}: give how many examples of each class to draw, an integer, e.g. shots=8.")
+    if problems:
+        raise TuneforgeError("tuneforge.fewshot: " + " ".join(problems))
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
