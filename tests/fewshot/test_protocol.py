@@ -188,3 +188,18 @@ def test_seeds_and_shots_are_counts(make_tiny_config, tmp_path):
     assert "seeds=3 with the override train.seed=100" in message
     assert "shots=2.5: give how many examples of each class to draw, an integer" in message
     assert not (tmp_path / "out").exists()
+
+
+def test_a_config_every_seed_refuses_leaves_no_folder(make_tiny_config, tmp_path):
+    """Errors that only train() finds (here contrastive: with TensorBoard) left config.yaml, data/ and a failed
+    seed-<s>/ behind, and the same --output-dir was then refused as 'not empty'."""
+    cfg = make_tiny_config(tmp_path / "unused")
+    cfg["contrastive"] = {"iterations": 1}
+    cfg["tracking"] = {"tensorboard": True}
+    with pytest.raises(tuneforge.TuneforgeError, match="does not report to TensorBoard"):
+        tuneforge.fewshot(cfg, shots=2, seeds=2, output_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(tuneforge.TuneforgeError, match="does not report to TensorBoard"):
+        tuneforge.fewshot(cfg, shots=2, seeds=2, output_dir=tmp_path / "empty", progress=False)
+    assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())

@@ -84,6 +84,7 @@ def fewshot(config: TrainConfig | dict | str | Path, overrides: list[str] | None
     root = Path(output_dir) if output_dir is not None else new_run_dir(f"{cfg.name}-{shots}shot", None)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise TuneforgeError(f"output folder {root} already exists and is not empty; choose another --output-dir.")
+    existed = root.is_dir()
     (root / "data").mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
     test_file = _write_examples(root / "data" / "test.jsonl", splits.test)
@@ -100,7 +101,12 @@ def fewshot(config: TrainConfig | dict | str | Path, overrides: list[str] | None
         seed_cfg["train"] = seed_cfg["train"] | {"seed": s}
         console.print(f"[bold]seed {s}[/]: {shots} examples per class, {len(samples[s])} in all")
         started = time.perf_counter()
-        run = train(seed_cfg, progress=progress)
+        try:
+            run = train(seed_cfg, progress=progress)
+        except TuneforgeError:
+            if not runs:  # the config is wrong for every seed: leave the folder as it was (empty or absent)
+                _empty(root, remove=not existed)
+            raise
         seconds = time.perf_counter() - started
         m = run.metrics
         rows.append({"seed": s, "accuracy": m["test.accuracy"], "macro_f1": m["test.macro_f1"],
@@ -120,6 +126,21 @@ def fewshot(config: TrainConfig | dict | str | Path, overrides: list[str] | None
     plot_seeds(rows, root / "seeds.png", f"{cfg.name}: {shots} per class, {len(rows)} seeds", ensembled)
     console.print(f"few-shot folder: {escape(str(root))}")
     return result
+
+
+def _empty(root: Path, remove: bool) -> None:
+    """Delete what this command wrote into ``root`` (it was checked to be empty or absent), and ``root`` itself
+    when it made it."""
+    import shutil
+
+    if remove:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    for child in root.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _check_counts(shots: Any, seeds: Any) -> None:
