@@ -163,3 +163,13 @@ def test_the_embedded_ids_a_forward_pass_reads_are_its_own_threads():
     other.start()
     other.join()
     assert thread_state(model)["embedded_ids"] is mine
+
+
+def test_calibrate_is_refused_for_training(tiny_mlm, tiny_data, tmp_path):  # noqa: F811
+    """PET trains and predicts with uncalibrated label scores: prompt.calibrate: true (copied from a zeroshot config)
+    was ignored, while the run's prompt.json said "calibrate": true."""
+    cfg = pet_config(tiny_mlm, tiny_data, tmp_path / "run", {**MASKED_PROMPT, "calibrate": True})
+    with pytest.raises(TuneforgeError, match=r"prompt.calibrate: true: contextual calibration is for `tuneforge "
+                                             r"zeroshot`.*Set prompt.calibrate=false"):
+        tuneforge.train(cfg, progress=False)
+    assert not (tmp_path / "run").exists()

@@ -18,7 +18,13 @@ def check_builtin_task(dataset: str | None, task: str) -> None:
 
 
 def check_config(cfg) -> None:
-    """Every option of the schema applies to text classification."""
+    """Every option of the schema applies to text classification, but for one of the prompt: section."""
+    if cfg.prompt is not None and cfg.prompt.calibrate:
+        # PET trains and predicts with the uncalibrated label scores; prompt.json would say calibrate: true.
+        raise TuneforgeError("prompt.calibrate: true: contextual calibration is for `tuneforge zeroshot`; prompt-based "
+                             "training (PET) learns from and predicts with the uncalibrated label scores, so the run "
+                             "would claim a calibration it never applies. Set prompt.calibrate=false to train, or "
+                             "score without training: tuneforge zeroshot CONFIG.")
 
 
 def load_splits(cfg, seed: int):
