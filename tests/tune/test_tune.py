@@ -216,6 +216,10 @@ def test_resume_takes_overrides_and_refuses_a_space_the_study_cannot_keep(make_t
             main()
         return info.value.code or 0, capsys.readouterr().err
 
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    code, err = cli(config, "--resume", folder, "--trials", "1", "--quiet")  # was: the config silently ignored
+    assert code == 2 and "Give a config or --resume, not both" in err
     code, err = cli("--resume", folder, "train.max_steps=3", "--trials", "1", "--quiet")
     assert code == 0, err
     assert load_config(TrainConfig, path=folder / "config.yaml").train.max_steps == 3

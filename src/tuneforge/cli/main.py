@@ -129,6 +129,10 @@ def tune(
 
     if resume is not None and config is not None and "=" in str(config) and not config.exists():
         overrides, config = [str(config), *(overrides or [])], None  # --resume DIR key=value: no config to give
+    if resume is not None and config is not None:
+        raise TuneforgeError(f"Give a config or --resume, not both: a resumed study keeps its own "
+                             f"{resume / 'config.yaml'} (the {config} given here would be ignored). Change it with "
+                             f"key=value overrides: tuneforge tune --resume {resume} train.epochs=2")
     if config is not None and "=" in str(config) and not config.exists():
         raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
                              f"tuneforge tune CONFIG.yaml {config}")
