@@ -203,3 +203,15 @@ def test_a_config_every_seed_refuses_leaves_no_folder(make_tiny_config, tmp_path
     with pytest.raises(tuneforge.TuneforgeError, match="does not report to TensorBoard"):
         tuneforge.fewshot(cfg, shots=2, seeds=2, output_dir=tmp_path / "empty", progress=False)
     assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())
+
+
+def test_an_output_dir_that_is_or_sits_in_a_file(make_tiny_config, tmp_path, monkeypatch, capsys):
+    """--output-dir inside a file was a NotADirectoryError traceback; a file was 'already exists and is not empty'."""
+    config = write_config(make_tiny_config(tmp_path / "unused"), tmp_path / "c.yaml")
+    (tmp_path / "notes.txt").write_text("mine")
+    code, io = cli(monkeypatch, capsys, "fewshot", config, "--shots", "2", "--output-dir", tmp_path / "notes.txt" / "x")
+    assert code == 2 and "notes.txt is a file, so no folder can be made inside it" in io.err
+    assert "Traceback" not in io.err
+    code, io = cli(monkeypatch, capsys, "fewshot", config, "--shots", "2", "--output-dir", tmp_path / "notes.txt")
+    assert code == 2 and "notes.txt is a file, not a folder" in io.err
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -238,3 +238,15 @@ def test_resume_takes_overrides_and_refuses_a_space_the_study_cannot_keep(make_t
     assert len(optuna.load_study(study_name="tuneforge", storage=f"sqlite:///{folder / 'study.db'}").trials) == 1
     with pytest.raises(TuneforgeError, match=r"is a tune folder \(tuneforge tune\) .*best.yaml"):
         tuneforge.load(folder)  # the folder of the study, where a trial's run was wanted
+
+
+def test_an_output_that_is_or_sits_in_a_file(make_tiny_config, tmp_path):
+    """--output inside a file was a NotADirectoryError traceback; a file was 'already exists and is not empty ...
+    continue that study with --resume'."""
+    cfg = search_config(make_tiny_config, tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(TuneforgeError, match="notes.txt is a file, so no folder can be made inside it"):
+        tuneforge.tune(cfg, output_dir=tmp_path / "notes.txt" / "tune", progress=False)
+    with pytest.raises(TuneforgeError, match="notes.txt is a file, not a folder"):
+        tuneforge.tune(cfg, output_dir=tmp_path / "notes.txt", progress=False)
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -40,7 +40,7 @@ from tuneforge.data.records import Example
 from tuneforge.data.source import load_splits
 from tuneforge.errors import TuneforgeError
 from tuneforge.fewshot.sampler import sample_k_shot
-from tuneforge.recipes.runfolder import new_run_dir, write_json
+from tuneforge.recipes.runfolder import check_new_folder, new_run_dir, write_json
 from tuneforge.recipes.train import as_config, train
 from tuneforge.training.checkpoint import write_atomic_text
 
@@ -82,8 +82,7 @@ def fewshot(config: TrainConfig | dict | str | Path, overrides: list[str] | None
     seed_values = [cfg.train.seed + i for i in range(seeds)]
     samples = {s: sample_k_shot(splits.train, shots, s) for s in seed_values}  # fails early on too few examples
     root = Path(output_dir) if output_dir is not None else new_run_dir(f"{cfg.name}-{shots}shot", None)
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise TuneforgeError(f"output folder {root} already exists and is not empty; choose another --output-dir.")
+    check_new_folder(root, "--output-dir")  # a file, a non-empty folder, a folder inside a file: before any work
     existed = root.is_dir()
     (root / "data").mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tuneforge.config import TrainConfig, dump_config, load_config
 from tuneforge.errors import TuneforgeError
-from tuneforge.recipes.runfolder import new_run_dir, write_json
+from tuneforge.recipes.runfolder import check_new_folder, new_run_dir, write_json
 from tuneforge.recipes.train import as_config
 from tuneforge.training.checkpoint import write_atomic_text
 from tuneforge.tune.config import Range, SearchConfig
@@ -70,6 +70,8 @@ def tune(config: TrainConfig | dict | str | Path | None, overrides: list[str] | 
             raise TuneforgeError("Give a config with a search: section (tuneforge tune CONFIG.yaml) or --resume DIR.")
         cfg = as_config(config, overrides)
         tune_dir = Path(output_dir) if output_dir is not None else new_run_dir(f"tune-{cfg.name}", None)
+        if not tune_dir.exists():
+            check_new_folder(tune_dir, "--output")  # a folder inside a file: say so before any work
         if tune_dir.exists() and not tune_dir.is_dir():
             raise TuneforgeError(f"{tune_dir} is a file, not a folder; nothing was written. Choose another --output "
                                  "(a new or empty folder).")
