@@ -150,3 +150,14 @@ def test_words_the_model_cannot_tell_apart_are_refused(tiny_mlm, tiny_causal_lm,
     ok = tuneforge.zeroshot(zeroshot_config(tiny_causal_lm, tiny_data, tmp_path / "ok", verbalizer={
         "negative": "negative", "neutral": "neutral", "positive": "good"}), limit=3, progress=False)
     assert ok.metrics["test.count"] == 3
+
+
+def test_an_output_dir_that_is_or_sits_in_a_file(tiny_mlm, tiny_data, tmp_path):  # noqa: F811
+    """output_dir inside a file was a NotADirectoryError traceback (after loading the model); a file was 'already
+    exists and is not empty'."""
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(TuneforgeError, match="notes.txt is a file, so no folder can be made inside it"):
+        tuneforge.zeroshot(zeroshot_config(tiny_mlm, tiny_data, tmp_path / "notes.txt" / "run"), progress=False)
+    with pytest.raises(TuneforgeError, match="notes.txt is a file, not a folder"):
+        tuneforge.zeroshot(zeroshot_config(tiny_mlm, tiny_data, tmp_path / "notes.txt"), progress=False)
+    assert (tmp_path / "notes.txt").read_text() == "mine"

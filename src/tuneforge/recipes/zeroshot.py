@@ -35,7 +35,7 @@ from tuneforge.evaluation.metrics import classification_metrics, mean_loss
 from tuneforge.evaluation.plots import plot_confusion
 from tuneforge.prompting.scoring import PromptScorer, load_language_model
 from tuneforge.prompting.template import Template
-from tuneforge.recipes.runfolder import environment, flatten, new_run_dir, update_status, write_json
+from tuneforge.recipes.runfolder import check_new_folder, environment, flatten, new_run_dir, update_status, write_json
 from tuneforge.recipes.train import as_config, start_loop
 from tuneforge.training.checkpoint import write_atomic_text
 
@@ -79,8 +79,7 @@ def zeroshot(config: TrainConfig | dict | str | Path, overrides: list[str] | Non
         if splits.test is splits.validation:  # no test file: keep the test split the validation data
             evaluated["test"] = evaluated["validation"]
     run_dir = new_run_dir(cfg.name, cfg.output_dir)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise TuneforgeError(f"output_dir {run_dir} already exists and is not empty. Choose another output_dir.")
+    check_new_folder(run_dir, "output_dir")  # a file, a non-empty folder, a folder inside a file: before any work
 
     lm = load_language_model(cfg.model)  # refuses a model without its LM head before any folder is made
     scorer = PromptScorer(lm, cfg.prompt, max_length=cfg.data.max_length, batch_size=loop.batch_size,
