@@ -175,6 +175,9 @@ def test_report_folder(runs, tiny_data, tmp_path):
             image.verify()
     with pytest.raises(TuneforgeError, match="not empty"):
         ensemble(runs, tiny_data["test"], output_dir=tmp_path / "report", progress=False)
+    # a folder inside a file was a NotADirectoryError traceback after every member had scored the data
+    with pytest.raises(TuneforgeError, match="ensemble.md is a file, so no folder can be made inside it"):
+        ensemble(runs, tiny_data["test"], output_dir=result.dir / "ensemble.md" / "again", progress=False)
 
 
 # --- command line ---------------------------------------------------------------------------------

@@ -156,8 +156,10 @@ def ensemble(run_dirs: Sequence[str | Path], data: str | Path | Sequence[Example
 
     paths, labels = check_members(run_dirs)
     folder = Path(output_dir) if output_dir is not None else None
-    if folder is not None and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise TuneforgeError(f"output folder {folder} exists and is not empty; choose another with --output-dir.")
+    if folder is not None:  # a file, a non-empty folder, a folder inside a file: before scoring anything
+        from tuneforge.recipes.runfolder import check_new_folder
+
+        check_new_folder(folder, "--output-dir")
     examples, source = _examples(paths, data)
     check_known_labels(examples, labels, source)
     y_true = [labels.index(e.label) for e in examples]
