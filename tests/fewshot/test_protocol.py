@@ -215,3 +215,21 @@ def test_an_output_dir_that_is_or_sits_in_a_file(make_tiny_config, tmp_path, mon
     code, io = cli(monkeypatch, capsys, "fewshot", config, "--shots", "2", "--output-dir", tmp_path / "notes.txt")
     assert code == 2 and "notes.txt is a file, not a folder" in io.err
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_training_file_without_a_validation_file_is_all_in_the_pool(make_tiny_config, tiny_data, tmp_path):
+    """8 examples per class and a test file: --shots 8 said '"negative" has 7', because 10% of data.train was split
+    off as a validation set that the protocol never uses (each seed validates on its own sample)."""
+    from tiny_fixtures import make_examples, write_jsonl
+
+    train = write_jsonl(tmp_path / "train.jsonl", make_examples(24, seed=7))  # 8 of each class
+    cfg = make_tiny_config(tmp_path / "unused")
+    cfg.pop("output_dir")
+    cfg["data"] = {"train": str(train), "test": str(tiny_data["test"]), "max_length": 32}
+    result = tuneforge.fewshot(cfg, ["train.epochs=1"], shots=8, seeds=1, output_dir=tmp_path / "out", progress=False)
+    rows = [json.loads(line) for line in (result.dir / "data" / "seed-0.jsonl").read_text().splitlines()]
+    assert sorted(r["text"] for r in rows) == sorted(r["text"] for r in map(json.loads, train.read_text().splitlines()))
+    del cfg["data"]["test"]  # no test file: the held-out share is the test split, and the error says so
+    with pytest.raises(tuneforge.TuneforgeError, match=r"has 7.*data.validation_fraction=0.1 held out as the test "
+                                                       r"split, since the config gives no data.test"):
+        tuneforge.fewshot(cfg, shots=8, seeds=1, output_dir=tmp_path / "out2", progress=False)

@@ -79,8 +79,21 @@ def fewshot(config: TrainConfig | dict | str | Path, overrides: list[str] | None
         console.print("note: " + " and ".join(f"data.{k}={v}" for k, v in capped.items()) + " ignored: each seed "
                       f"trains on its {shots} examples per class, drawn from the whole training split.")
     splits = load_splits(cfg.data.model_copy(update={"max_train_samples": None}), cfg.train.seed)
+    d = cfg.data
+    if d.dataset is None and d.validation is None and d.test is not None:
+        # The validation share split off data.train is never used (each seed validates on its own sample), so it
+        # goes back into the pool: 8 examples per class and a test file make --shots 8 (it said '"x" has 7').
+        splits.train = splits.train + splits.validation
     seed_values = [cfg.train.seed + i for i in range(seeds)]
-    samples = {s: sample_k_shot(splits.train, shots, s) for s in seed_values}  # fails early on too few examples
+    try:  # fails early on too few examples
+        samples = {s: sample_k_shot(splits.train, shots, s) for s in seed_values}
+    except TuneforgeError as exc:
+        if d.dataset is None and d.validation is None and d.test is None:
+            raise TuneforgeError(f"{exc} (The training split is data.train less the share data.validation_fraction="
+                                 f"{d.validation_fraction} held out as the test split, since the config gives no "
+                                 "data.test; with a test file of your own, every example of data.train is in the "
+                                 "pool.)") from None
+        raise
     root = Path(output_dir) if output_dir is not None else new_run_dir(f"{cfg.name}-{shots}shot", None)
     check_new_folder(root, "--output-dir")  # a file, a non-empty folder, a folder inside a file: before any work
     existed = root.is_dir()
