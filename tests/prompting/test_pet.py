@@ -173,3 +173,21 @@ def test_calibrate_is_refused_for_training(tiny_mlm, tiny_data, tmp_path):  # no
                                              r"zeroshot`.*Set prompt.calibrate=false"):
         tuneforge.train(cfg, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_verbalizer_labels_and_pairs_are_checked_before_the_run_folder(tiny_mlm, tiny_data, tmp_path):  # noqa: F811
+    """A verbalizer without a word for a label left a failed run folder, whose --resume advice repeated the error;
+    a second text in the data with a template without {text_pair} trained without ever reading it."""
+    prompt = {**MASKED_PROMPT, "verbalizer": {"negative": "bad", "positive": "good", "mixed": "okay"}}
+    with pytest.raises(TuneforgeError, match=r"no word for \['neutral'\]. \['mixed'\] are not labels of the data"):
+        tuneforge.train(pet_config(tiny_mlm, tiny_data, tmp_path / "run", prompt), progress=False)
+    assert not (tmp_path / "run").exists()
+    rows = [{**json.loads(line), "second": "the gate"} for line in tiny_data["train"].read_text().splitlines()]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = pet_config(tiny_mlm, tiny_data, tmp_path / "run", MASKED_PROMPT)
+    cfg["data"] = {"train": str(pairs), "text_pair_column": "second", "max_length": 48}
+    with pytest.raises(TuneforgeError, match=r"second text \(data.text_pair_column = second\), but prompt.template "
+                                             r"has no \{text_pair\} slot"):
+        tuneforge.train(cfg, progress=False)
+    assert not (tmp_path / "run").exists()

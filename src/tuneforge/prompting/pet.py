@@ -169,8 +169,8 @@ def _word_ids(lm: LanguageModel, prompt: PromptConfig, scorer: PromptScorer, wor
     return continuation_ids(lm.tokenizer, [prompt_text] * len(words), [space + w for w in words])
 
 
-def prompt_spec(lm: LanguageModel, prompt: PromptConfig, labels: list[str], scorer: PromptScorer) -> dict[str, Any]:
-    """What config.json records: labels in the data's order, each word's tokens and label, how they combine."""
+def check_verbalizer_labels(prompt: PromptConfig, labels: list[str]) -> None:
+    """PET's classes are the verbalizer's keys: exactly the data's labels (train checks this before its folder)."""
     mapping = prompt.words()
     missing = [label for label in labels if label not in mapping]
     extra = [label for label in mapping if label not in labels]
@@ -179,6 +179,12 @@ def prompt_spec(lm: LanguageModel, prompt: PromptConfig, labels: list[str], scor
                              + (f"no word for {missing}. " if missing else "")
                              + (f"{extra} are not labels of the data. " if extra else "")
                              + "Make its keys the data's labels.")
+
+
+def prompt_spec(lm: LanguageModel, prompt: PromptConfig, labels: list[str], scorer: PromptScorer) -> dict[str, Any]:
+    """What config.json records: labels in the data's order, each word's tokens and label, how they combine."""
+    check_verbalizer_labels(prompt, labels)
+    mapping = prompt.words()
     words = [w for label in labels for w in mapping[label]]
     word_labels = [i for i, label in enumerate(labels) for _ in mapping[label]]
     ids = _word_ids(lm, prompt, scorer, words)

@@ -126,6 +126,12 @@ def train(config: TrainConfig | dict | str | Path, overrides: list[str] | None =
                              "without contrastive:.")
     if cfg.contrastive is not None and distributed.world().enabled:
         raise TuneforgeError("contrastive: the SetFit-style recipe trains in one process; run it without torchrun.")
+    if cfg.prompt is not None:  # PET: the verbalizer's keys and {text_pair} against the data, before the folder
+        from tuneforge.prompting.pet import check_verbalizer_labels
+        from tuneforge.recipes.zeroshot import check_pairs
+
+        check_verbalizer_labels(cfg.prompt, splits.labels)
+        check_pairs(splits, cfg.prompt.template, cfg.data.text_pair_column)
     if cfg.augment is not None:  # before the folder exists: a bad back-translation hook fails first
         from tuneforge.augment import augment_examples
 
