@@ -121,6 +121,25 @@ def test_train_lora_writes_a_peft_adapter_folder(cli, tiny_config, tmp_path):
     assert (model / "tokenizer_config.json").is_file()
 
 
+def test_train_resume_takes_key_value_overrides_and_refuses_a_config_file(cli, tiny_config, tmp_path):
+    """`train --resume RUN train.log_every=1` said '"train.log_every=1" looks like an override; the config file
+    comes first' (Typer put the first word in CONFIG); a config file given with --resume was silently ignored."""
+    run_dir = Path(tiny_config["output_dir"])
+    tiny_config["train"]["checkpoint_every"] = 2
+    with pytest.raises(KeyboardInterrupt):
+        tuneforge.train(tiny_config, progress=False, _stop_after=5)
+    other = write_config(tmp_path / "other.yaml", tiny_config)
+    code, out, err = cli("train", "--resume", run_dir, other)
+    assert code == 2 and "Traceback" not in err
+    assert f"--resume {run_dir} continues that run with its own config.yaml, so {other} would be ignored" in \
+        " ".join(err.split())
+    assert not (run_dir / "model").exists()  # the interrupted run is untouched, still resumable
+    code, out, err = cli("train", "--resume", run_dir, "train.log_every=1", "--quiet")
+    assert code == 0, err
+    assert (run_dir / "model").is_dir()
+    assert yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))["train"]["log_every"] == 1
+
+
 def test_predict_texts_prints_one_json_line_each(trained):
     _, run_dir = trained
     result = run_process("predict", run_dir, "--text", "the flight was late again", "--text", "great crew thanks")

@@ -48,14 +48,33 @@ def train(
     if config is None and resume is None:
         raise TuneforgeError("Give a config file (tuneforge train configs/airline-lora.yaml) or "
                              "--resume RUN_DIR.")
-    if config is not None and "=" in str(config) and not config.exists():
-        raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
-                             f"tuneforge train CONFIG.yaml {config}")
-    run = train_recipe(config, list(overrides or []), resume=resume, progress=not quiet)
+    config, overrides = _config_and_overrides(config, overrides, resume, "train")
+    run = train_recipe(config, overrides, resume=resume, progress=not quiet)
     from tuneforge.training.distributed import is_main
 
     if is_main():  # under torchrun: one summary, from rank 0
         out.print(run.summary())
+
+
+def _config_and_overrides(config: Path | None, overrides: list[str] | None, resume: Path | None,
+                          command: str) -> tuple[Path | None, list[str]]:
+    """The CONFIG argument and the overrides as the recipe takes them. Typer fills CONFIG with the first word, so
+    with --resume the first key=value lands there (``--resume RUN train.epochs=5``): it is an override, not a file
+    to look for. A config file given with --resume would be ignored (the run keeps its own config.yaml): refused."""
+    overrides = list(overrides or [])
+    if config is None:
+        return None, overrides
+    looks_like_override = "=" in str(config) and not config.exists()
+    if resume is not None:
+        if looks_like_override:
+            return None, [str(config), *overrides]
+        raise TuneforgeError(f"--resume {resume} continues that run with its own config.yaml, so {config} would be "
+                             f"ignored; give only key=value overrides: tuneforge {command} --resume {resume} "
+                             "train.epochs=5")
+    if looks_like_override:
+        raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
+                             f"tuneforge {command} CONFIG.yaml {config}")
+    return config, overrides
 
 
 @app.command(context_settings={"allow_extra_args": False})
@@ -74,10 +93,8 @@ def pretrain(
 
     if config is None and resume is None:
         raise TuneforgeError("Give a config file (tuneforge pretrain configs/minilm-mlm.yaml) or --resume RUN_DIR.")
-    if config is not None and "=" in str(config) and not config.exists():
-        raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
-                             f"tuneforge pretrain CONFIG.yaml {config}")
-    run_dir = pretrain_recipe(config, list(overrides or []), resume=resume, init_only=init_only, progress=not quiet)
+    config, overrides = _config_and_overrides(config, overrides, resume, "pretrain")
+    run_dir = pretrain_recipe(config, overrides, resume=resume, init_only=init_only, progress=not quiet)
     out.print(f"model folder: [bold]{run_dir / 'model'}[/] (tuneforge train CONFIG model={run_dir / 'model'})")
 
 
