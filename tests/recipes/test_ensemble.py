@@ -151,6 +151,18 @@ def test_refuses_fewer_than_two_runs_a_repeated_run_and_unknown_labels(runs, tmp
         ensemble([runs[0], tmp_path / "not-a-run"], progress=False)
 
 
+def test_an_input_file_without_the_runs_text_column_says_to_rename_it(runs, tmp_path):
+    """The hint said to set text_column, which `tuneforge ensemble` has no option for."""
+    bad = tmp_path / "test.csv"
+    bad.write_text("review,label\ngreat flight,positive\n", encoding="utf-8")
+    with pytest.raises(TuneforgeError) as info:
+        ensemble(runs, bad, progress=False)
+    message = " ".join(str(info.value).split())
+    assert f'The run {runs[0]} reads its texts from the column "text": did you mean "review"? Rename it to "text" ' \
+        "in the file." in message
+    assert "set text_column" not in message
+
+
 def test_refuses_to_default_to_test_splits_that_differ(runs, tiny_data, tmp_path):
     # Both split validation (= test) off the training file, with seeds 0 and 1: different examples.
     data = {"train": str(tiny_data["train"]), "max_length": 32}

@@ -109,7 +109,7 @@ def _examples(paths: list[Path], data: str | Path | Sequence[Example] | None) ->
                                  ".csv, .tsv) that none of the runs trained on.")
         d = configs[paths[0]].data if paths[0] in configs else None
         columns = dict(text_column=d.text_column, text_pair_column=d.text_pair_column,
-                       label_column=d.label_column) if d is not None else {}
+                       label_column=d.label_column, run=paths[0]) if d is not None else {}  # hint: rename
         examples, source = read_examples(file, **columns), str(file)
     else:
         examples, source = _common_test_split(paths, configs)
