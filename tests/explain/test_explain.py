@@ -120,12 +120,18 @@ def test_explain_cli_errors_name_the_fix(full_run, tmp_path, monkeypatch, capsys
     for argv, expected in [([str(full_run)], "Give texts with --text"),
                            ([str(full_run), "--text", "ok", "--label", "postive"], 'Did you mean "positive"'),
                            ([str(tmp_path / "nope"), "--text", "ok"], "does not exist"),
-                           ([str(full_run), "--text", "  "], "is empty")]:
+                           ([str(full_run), "--text", "  "], "is empty"),
+                           # tracebacks after the integrated gradients had run, before
+                           ([str(full_run), "--text", "ok", "--png", str(tmp_path)],
+                            f"--png {tmp_path} is a folder; give a file path inside it, such as "
+                            f"{tmp_path / 'scores.png'}"),
+                           ([str(full_run), "--text", "ok", "--output", str(full_run / "config.yaml" / "x.jsonl")],
+                            "config.yaml is a file, so it cannot hold a folder")]:
         monkeypatch.setattr(sys, "argv", ["tuneforge", "explain", *argv])
         with pytest.raises(SystemExit) as info:
             main()
         assert info.value.code == 2
-        assert expected in capsys.readouterr().err
+        assert expected in " ".join(capsys.readouterr().err.split())
 
 
 def test_a_decoder_run_is_explained_too(make_tiny_config, tmp_path):

@@ -183,7 +183,8 @@ def test_cli_eval_scores_a_generation_run(cli, trained, gen_data, tmp_path):
 
 @pytest.mark.parametrize("case", ["no prompt", "empty prompt", "bad top-p", "bad top-k without --sample",
                                   "greedy with a sampling option", "missing response", "empty answer",
-                                  "missing column", "blank prompt file", "latin-1 prompt file", "pretrain run"])
+                                  "missing column", "blank prompt file", "latin-1 prompt file", "pretrain run",
+                                  "output inside a file", "output is a folder"])
 def test_cli_bad_input_exits_2_naming_file_line_and_field(case, cli, trained, tmp_path):
     run = trained["lora"]
     bad = tmp_path / "bad.jsonl"
@@ -211,6 +212,13 @@ def test_cli_bad_input_exits_2_naming_file_line_and_field(case, cli, trained, tm
     elif case == "latin-1 prompt file":  # a UnicodeDecodeError traceback, before
         (tmp_path / "p.txt").write_bytes("caf\xe9 ?\n".encode("latin-1"))
         args, expect = ["generate", run, "--input", tmp_path / "p.txt"], "p.txt line 1: not UTF-8 text"
+    elif case == "output inside a file":  # a NotADirectoryError traceback after every answer was generated
+        bad.write_text("mine\n", encoding="utf-8")
+        args, expect = ["generate", run, "-p", "hi", "--output", bad / "answers.jsonl"], \
+            f"--output {bad / 'answers.jsonl'}: {bad} is a file, so it cannot hold a folder"
+    elif case == "output is a folder":  # an IsADirectoryError traceback after the work
+        args, expect = ["generate", run, "-p", "hi", "--output", tmp_path], \
+            f"--output {tmp_path} is a folder; give a file path inside it, such as {tmp_path / 'results.jsonl'}"
     elif case == "pretrain run":  # "... is a text-classification run: it classifies", before
         (tmp_path / "lm/model").mkdir(parents=True)
         (tmp_path / "lm/config.yaml").write_text("name: lm\nobjective: clm\n", encoding="utf-8")

@@ -203,17 +203,6 @@ def _run_columns(run_dir: Path) -> tuple[str, str | None]:
     return str(data.get("text_column") or "text"), data.get("text_pair_column") or None
 
 
-def _check_output_file(output: Path) -> None:
-    """Fail before any work when ``--output`` cannot be written as a file."""
-    if output.is_dir():
-        raise TuneforgeError(f"--output {output} is a folder; give a file path inside it, such as "
-                             f"{output / 'results.json'}.")
-    blocked = next((parent for parent in output.parents if parent.exists() and not parent.is_dir()), None)
-    if blocked is not None:
-        raise TuneforgeError(f"--output {output}: {blocked} is a file, so it cannot hold a folder. Choose "
-                             "another path.")
-
-
 PARALLEL_HELP = ("How the CPU cores are used: batches (one forward pass per core side by side, one thread each; "
                  "the faster for classifiers) or ops (one pass at a time split across the cores). docs/EXPORT.md.")
 
@@ -231,13 +220,13 @@ def predict(
 ) -> None:
     """Classify texts: one JSON line per text with its label and scores (token classification: its entities
     with character offsets)."""
+    from tuneforge.recipes.runfolder import check_output_file, write_output_lines
     from tuneforge.run import load
-    from tuneforge.training.checkpoint import write_atomic_text
 
     if not text and input is None:
         raise TuneforgeError("Give texts with --text T (repeatable) or a file with --input FILE.")
     if output is not None:
-        _check_output_file(output)
+        check_output_file(output)
     texts = list(text or [])
     pairs: list[str | None] | None = None
     if input is not None:  # read with the run's own columns: the file it was trained on works as it is
@@ -251,8 +240,7 @@ def predict(
             for i, (t, p) in enumerate(zip(texts, predictions))]
     lines = [json.dumps(row, ensure_ascii=False) for row in rows]
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic_text(output, "\n".join(lines) + "\n")  # an existing file is replaced whole, never cut short
+        write_output_lines(output, lines)
         err.print(f"wrote {len(lines)} predictions to {output}")
     else:
         sys.stdout.write("\n".join(lines) + "\n")
@@ -318,7 +306,9 @@ def evaluate(
     from tuneforge.tasks import task_of_run
 
     if output is not None:
-        _check_output_file(output)
+        from tuneforge.recipes.runfolder import check_output_file
+
+        check_output_file(output)
     task = task_of_run(run_dir)
     if task.eval_command is not None:  # its own file formats and scores (token classification: docs/NER.md)
         return task.part("eval_command")(run_dir, file, output, out, err)
@@ -414,17 +404,20 @@ def explain(
 ) -> None:
     """Per-token attributions (integrated gradients): one JSON line per text with tokens, scores and label."""
     from tuneforge.explain import explain as explain_recipe
+    from tuneforge.recipes.runfolder import check_output_file, write_output_lines
 
     if not text and input is None:
         raise TuneforgeError("Give texts with --text T (repeatable) or a file with --input FILE.")
+    for flag, path in (("--output", output), ("--html", html), ("--png", png)):
+        if path is not None:  # before the integrated gradients, which take a while
+            check_output_file(path, flag)
     texts = list(text or []) + (_read_input_texts(input, run_dir, _run_columns(run_dir)[0])[0]
                                 if input is not None else [])
     explanations = explain_recipe(run_dir, texts, label=label, steps=steps, html=html, png=png,
                                   progress=not quiet)
     lines = [json.dumps(e.to_dict(), ensure_ascii=False) for e in explanations]
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_output_lines(output, lines)
         err.print(f"wrote {len(lines)} explanation(s) to {output}")
     else:
         sys.stdout.write("\n".join(lines) + "\n")

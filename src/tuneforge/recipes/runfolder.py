@@ -78,6 +78,23 @@ def output_dir_in_use(folder: Path, command: str) -> str:
             f"`tuneforge {recipe} --resume {folder}`, or choose {new}.")
 
 
+def check_output_file(output: Path, flag: str = "--output") -> None:
+    """Fail before any work when ``output`` cannot be written as a file (it is a folder, or sits inside a file)."""
+    if output.is_dir():
+        example = {"--png": "scores.png", "--html": "explanations.html"}.get(flag, "results.jsonl")
+        raise TuneforgeError(f"{flag} {output} is a folder; give a file path inside it, such as {output / example}.")
+    blocked = next((parent for parent in output.parents if parent.exists() and not parent.is_dir()), None)
+    if blocked is not None:
+        raise TuneforgeError(f"{flag} {output}: {blocked} is a file, so it cannot hold a folder. Choose "
+                             "another path.")
+
+
+def write_output_lines(output: Path, lines: list[str]) -> None:
+    """JSON lines into ``output``, whole or not at all: an existing file is replaced, never cut short."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic_text(output, "\n".join(lines) + "\n")
+
+
 def write_json(path: Path, data: Any) -> None:
     write_atomic_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 

@@ -58,6 +58,7 @@ def generate_command(run_dir: Path, prompts: list[str], input: Path | None, outp
     """One JSON line per prompt, ``{"prompt", "response"}``, on stdout or into ``output``. ``sampling``: the
     arguments of :func:`~.generate.choose_sampling`, None where the option was not given."""
     from tuneforge.config import TrainConfig, load_config
+    from tuneforge.recipes.runfolder import check_output_file, write_output_lines
     from tuneforge.run import check_run_folder, load
     from tuneforge.tasks import task_of_run
     from tuneforge.tasks.generation.generate import choose_sampling
@@ -68,6 +69,8 @@ def generate_command(run_dir: Path, prompts: list[str], input: Path | None, outp
     if empty:
         raise TuneforgeError(f"--prompt number {', '.join(map(str, empty))} is empty; give each prompt some text.")
     choose_sampling(**sampling, cli=True)  # bad or contradictory settings fail before the model loads
+    if output is not None:
+        check_output_file(output)
     check_run_folder(run_dir)
     if (run_dir / "config.yaml").is_file() and task_of_run(run_dir).name != "generation":
         raise TuneforgeError(f"{run_dir} is a {task_of_run(run_dir).name} run: it classifies, it does not "
@@ -80,8 +83,7 @@ def generate_command(run_dir: Path, prompts: list[str], input: Path | None, outp
     answers = run.generate(prompts, batch_size=batch_size, **sampling)
     lines = [json.dumps({"prompt": p, "response": a}, ensure_ascii=False) for p, a in zip(prompts, answers)]
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_output_lines(output, lines)
         err.print(f"wrote {len(lines)} answers to {output}")
     else:
         sys.stdout.write("\n".join(lines) + "\n")
