@@ -482,3 +482,22 @@ def test_user_error_in_a_real_process_has_no_traceback(case, trained, tiny_confi
     assert result.stdout == ""
     for text in expected:
         assert text in result.stderr.replace("\n", " ") or text in result.stderr
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["pretrain", "cfg.yaml"], "interrupted; a run with checkpoints continues with `tuneforge pretrain --resume"),
+    (["train", "--quiet", "cfg.yaml"], "interrupted; a run with checkpoints continues with `tuneforge train --resume"),
+    (["tune", "cfg.yaml"], "interrupted; the study continues with `tuneforge tune --resume DIR`"),
+    (["predict", "run", "--text", "hi"], "interrupted."),
+])
+def test_ctrl_c_says_how_to_continue_for_the_command_given(cli, monkeypatch, argv, expected):
+    """Every command said 'continues with `tuneforge train --resume RUN_DIR`', a pretrain run and predict too."""
+    import tuneforge.cli.main as cli_main
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "app", interrupted)
+    code, out, err = cli(*argv)
+    assert code == 130 and " ".join(err.split()).startswith(expected)
+    assert ("--resume" in err) == (argv[0] != "predict")

@@ -684,8 +684,12 @@ def main() -> None:
     except TuneforgeError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted; a run with checkpoints continues with `tuneforge train --resume RUN_DIR`.")
+    except KeyboardInterrupt:  # the way back depends on the command: predict or serve have nothing to resume
+        command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+        resume = {"train": "a run with checkpoints continues with `tuneforge train --resume RUN_DIR`",
+                  "pretrain": "a run with checkpoints continues with `tuneforge pretrain --resume RUN_DIR`",
+                  "tune": "the study continues with `tuneforge tune --resume DIR`"}.get(command)
+        err.print(f"interrupted; {resume}." if resume else "interrupted.")
         sys.exit(130)
 
 
