@@ -501,3 +501,21 @@ def test_ctrl_c_says_how_to_continue_for_the_command_given(cli, monkeypatch, arg
     code, out, err = cli(*argv)
     assert code == 130 and " ".join(err.split()).startswith(expected)
     assert ("--resume" in err) == (argv[0] != "predict")
+
+
+@pytest.mark.parametrize("written_by, resumed_with", [("pretrain", "train"), ("train", "pretrain"),
+                                                      ("zeroshot", "train")])
+def test_resume_with_the_command_that_did_not_write_the_run_says_which_did(cli, tmp_path, written_by, resumed_with):
+    """`train --resume` on an interrupted pretraining run failed the training schema key by key."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("name: lm\nobjective: mlm\nmodel: x\n", encoding="utf-8")
+    record = {"status": "interrupted", **({"recipe": written_by} if written_by != "train" else {})}
+    (run_dir / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    code, out, err = cli(resumed_with, "--resume", run_dir)
+    message = " ".join(err.split())
+    assert code == 2 and "Traceback" not in err
+    assert f"--resume {run_dir}: it holds a tuneforge {written_by} run, not a {resumed_with} run." in message
+    fix = f"Continue it with `tuneforge {written_by} --resume {run_dir}`." if written_by != "zeroshot" \
+        else "Only train and pretrain runs resume."
+    assert fix in message
