@@ -277,10 +277,13 @@ def _missing_problem(
             else f'rename the {noun} that holds them to "{name}" in the file, or add one.'
         )
     else:
+        # a config says data.text_column; a call to read_examples says text_column=: name both
         fix = (
-            f'Did you mean "{best}"? Rename it to "{name}" or set {parameter}="{best}".'
+            f'Did you mean "{best}"? Rename it to "{name}" or set data.{parameter}={best} (in the config or on the '
+            f'command line; {parameter}="{best}" when calling read_examples).'
             if best
-            else f"Add it, or set {parameter} to the {noun} that holds the {role}s."
+            else f"Add it, or set data.{parameter} ({parameter}= when calling read_examples) to the {noun} that "
+            f"holds the {role}s."
         )
     owner = "the header has" if noun == "column" else "the objects have"
     return (
