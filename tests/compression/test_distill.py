@@ -153,3 +153,20 @@ def test_the_shipped_distill_config_validates():
 
     cfg = load_config(DistillConfig, path=Path(__file__).resolve().parents[2] / "configs" / "airline-distill.yaml")
     assert cfg.distill.student.layers == 3 and cfg.method.name == "full"
+
+
+def test_a_token_classification_teacher_or_config_is_refused(teacher, make_tiny_config, tmp_path):
+    """A tagging teacher was reported as a label mismatch, and task: token-classification as bad data."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tasks"))
+    from tiny_ner import tiny_ner_config
+
+    ner = tuneforge.train(tiny_ner_config(tmp_path / "ner"), progress=False)
+    cfg = distill_config(ner, make_tiny_config, tmp_path / "student")
+    with pytest.raises(TuneforgeError, match=r"distill.teacher .*: task: token-classification; tuneforge distill"):
+        tuneforge.distill(cfg, progress=False)
+    cfg = distill_config(teacher, make_tiny_config, tmp_path / "student") | {"task": "token-classification"}
+    with pytest.raises(TuneforgeError, match="task: token-classification; tuneforge distill works on text"):
+        tuneforge.distill(cfg, progress=False)
+    assert not (tmp_path / "student").exists()

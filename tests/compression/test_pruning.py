@@ -202,3 +202,17 @@ def test_prune_never_touches_an_existing_folder_or_a_missing_run(run, tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     with pytest.raises(TuneforgeError, match="does not exist"):
         tuneforge.prune(tmp_path / "nope", tmp_path / "out", heads=0.5, progress=False)
+
+
+def test_a_token_classification_run_is_refused_before_its_data_is_read(tmp_path, monkeypatch, capsys):
+    """It blamed the run's own tagged data for lacking "text" and "label" fields."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tasks"))
+    from tiny_ner import tiny_ner_config
+
+    ner = tuneforge.train(tiny_ner_config(tmp_path), progress=False)
+    code, _, stderr = cli(monkeypatch, capsys, "prune", ner.dir, tmp_path / "out", "--magnitude", "0.5", "--quiet")
+    assert code == 2 and "Traceback" not in stderr
+    assert "task: token-classification; tuneforge prune works on text classification only" in " ".join(stderr.split())
+    assert not (tmp_path / "out").exists()

@@ -148,3 +148,17 @@ def test_a_decoder_run_is_explained_too(make_tiny_config, tmp_path):
     assert e.probability == pytest.approx(float(run.predict_proba(["the crew was rude today"]).max()), abs=1e-5)
     assert any(s != 0.0 for s in e.scores)
     assert sum(e.scores) == pytest.approx(e.probability - e.baseline_probability, abs=1e-4)
+
+
+def test_a_token_classification_run_is_refused_with_the_reason(tmp_path, monkeypatch, capsys):
+    """It crashed inside Captum with an IndexError (a tag id used as a label id of a per-token output)."""
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "tasks"))
+    from tiny_ner import tiny_ner_config
+
+    run = tuneforge.train(tiny_ner_config(tmp_path), progress=False)
+    monkeypatch.setattr(sys, "argv", ["tuneforge", "explain", str(run.dir), "--text", "john met mary", "--quiet"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    err = " ".join(capsys.readouterr().err.split())
+    assert info.value.code == 2 and "Traceback" not in err
+    assert "is a token-classification run; explain scores the words behind a text classifier's label" in err

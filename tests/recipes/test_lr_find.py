@@ -91,3 +91,21 @@ def test_lr_find_cli_and_its_errors(make_tiny_config, tmp_path, monkeypatch, cap
     assert code == 2 and "start-lr < end-lr" in captured.err
     with pytest.raises(TuneforgeError, match="Did you mean"):
         tuneforge.lr_find(path, ["train.learnig_rate=1"], output_dir=tmp_path / "x", progress=False)
+
+
+def test_lr_find_refuses_a_token_classification_config(tmp_path, monkeypatch, capsys):
+    """It said the tagged data had no "text" and "label" fields, as if the data were wrong."""
+    import yaml
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "tasks"))
+    from tiny_ner import tiny_ner_config
+
+    path = tmp_path / "ner.yaml"
+    path.write_text(yaml.safe_dump(tiny_ner_config(tmp_path)))
+    monkeypatch.setattr(sys, "argv", ["tuneforge", "lr-find", str(path), "--output", str(tmp_path / "lr"), "--quiet"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    err = " ".join(capsys.readouterr().err.split())
+    assert info.value.code == 2 and "Traceback" not in err
+    assert "task: token-classification; tuneforge lr-find works on text classification only" in err
+    assert not (tmp_path / "lr").exists()

@@ -81,3 +81,13 @@ def chinese_sentences(n: int, seed: int) -> list[dict]:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def tiny_ner_config(folder: Path) -> dict:
+    """A one-epoch token-classification config on the tiny tagger (for tools that must refuse such runs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {name: write_jsonl(folder / f"{name}.jsonl", english_sentences(n, seed))
+            for name, n, seed in (("train", 24, 1), ("validation", 8, 2), ("test", 8, 3))}
+    return {"name": "ner", "model": str(build_tiny_ner_bert(folder / "bert")), "task": "token-classification",
+            "data": {**{k: str(v) for k, v in data.items()}, "max_length": 32}, "method": {"name": "full"},
+            "train": {"epochs": 1, "batch_size": 8, "precision": "fp32", "seed": 0}, "output_dir": str(folder / "run")}

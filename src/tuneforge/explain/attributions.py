@@ -27,7 +27,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from tuneforge.errors import TuneforgeError, did_you_mean
+from tuneforge.errors import TuneforgeError, closest
 
 METHOD = "integrated gradients (Captum LayerIntegratedGradients) on the word embeddings"
 
@@ -60,11 +60,17 @@ def explain_texts(run: Any, texts: list[str], *, target: str | None = None, step
     """Integrated-gradients attributions for each text under a loaded :class:`~tuneforge.run.Run`."""
     from captum.attr import LayerIntegratedGradients
 
+    task = getattr(run.config, "task", "text-classification")
+    if task != "text-classification":
+        raise TuneforgeError(f"{run.dir} is a {task} run; explain scores the words behind a text classifier's label "
+                             "(task: text-classification), one label per text. For tags or generated text use "
+                             "`tuneforge predict` / `tuneforge generate`.")
     if steps < 2:
         raise TuneforgeError(f"--steps {steps}: integrated gradients needs at least 2 steps (50 is usual).")
     if target is not None and target not in run.labels:
-        raise TuneforgeError(f'--label "{target}" is not a label of this run.{did_you_mean(target, run.labels)} '
-                             f"Labels: {', '.join(run.labels)}.")
+        close = closest(target, run.labels)
+        raise TuneforgeError(f'--label "{target}" is not a label of this run.'
+                             + (f' Did you mean "{close}"?' if close else "") + f" Labels: {', '.join(run.labels)}.")
     empty = [i + 1 for i, t in enumerate(texts) if not str(t).strip()]
     if not texts or empty:
         raise TuneforgeError(f"Text {empty[0] if empty else 1} is empty: give the text to explain with --text.")

@@ -29,7 +29,8 @@ from tuneforge.models.backbones import load_backbone
 from tuneforge.models.first_token import use_first_token_shortcut
 from tuneforge.models.precision import resolve_precision
 from tuneforge.recipes.prune import plain_model
-from tuneforge.recipes.runfolder import check_new_folder, environment, new_run_dir, update_status, write_json
+from tuneforge.recipes.runfolder import (check_new_folder, environment, new_run_dir, require_text_classification,
+                                         update_status, write_json)
 from tuneforge.recipes.train import resolve_device
 from tuneforge.run import Run
 from tuneforge.training.batching import Encoded, encode
@@ -70,7 +71,11 @@ def distill(config: DistillConfig | dict | str | Path, overrides: list[str] | No
         state = "does not exist" if not d.teacher.exists() else "holds no finished run (no config.yaml and model/)"
         raise TuneforgeError(f"distill.teacher: {d.teacher.resolve()} {state}. Give the folder of a finished "
                              "`tuneforge train` run.")
+    require_text_classification(cfg.task, f"config {config}" if isinstance(config, (str, Path)) else "This config",
+                                "tuneforge distill", "Remove task: (a distilled student is a text classifier).")
     teacher = Run.load(d.teacher, precision="fp32")
+    require_text_classification(teacher.config.task, f"distill.teacher {d.teacher}", "tuneforge distill",
+                                "Give the folder of a text classification run.")
     train_cfg = cfg.train_config()
     device = resolve_device(cfg.train.device)
     precision = resolve_precision(cfg.train.precision, device)

@@ -25,7 +25,7 @@ from tuneforge.models.attention import use_training_attention
 from tuneforge.models.backbones import load_backbone, resolve_model
 from tuneforge.models.first_token import use_first_token_shortcut
 from tuneforge.models.precision import autocast
-from tuneforge.recipes.runfolder import environment, new_run_dir, write_json
+from tuneforge.recipes.runfolder import environment, new_run_dir, require_text_classification, write_json
 from tuneforge.recipes.train import as_config, start_loop
 from tuneforge.training.batching import batch_order, collate, encode
 from tuneforge.training.fast_dropout import use_fast_dropout
@@ -62,6 +62,8 @@ def lr_find(config: TrainConfig | dict | str | Path, overrides: list[str] | None
     if not 0 <= smoothing < 1 or diverge <= 1:
         raise TuneforgeError(f"smoothing {smoothing:g} must be in [0, 1) and diverge {diverge:g} above 1.")
     cfg = as_config(config, overrides)
+    require_text_classification(cfg.task, f"config {config}" if isinstance(config, (str, Path)) else "This config",
+                                "tuneforge lr-find", "Run lr-find on a text classification config.")
     out = Path(output_dir) if output_dir is not None else new_run_dir(f"lr-find-{cfg.name}", None)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TuneforgeError(f"{out} already exists and is not empty; give another --output folder.")

@@ -28,7 +28,8 @@ from tuneforge.data.splits import subsample_stratified
 from tuneforge.errors import TuneforgeError
 from tuneforge.models.first_token import remove_first_token_shortcut, use_first_token_shortcut
 from tuneforge.models.precision import resolve_precision
-from tuneforge.recipes.runfolder import check_new_folder, environment, update_status, write_json
+from tuneforge.recipes.runfolder import (check_new_folder, environment, require_text_classification, update_status,
+                                         write_json)
 from tuneforge.recipes.train import resolve_device
 from tuneforge.run import Run
 from tuneforge.training.batching import encode
@@ -74,6 +75,7 @@ def prune(run_dir: str | Path, out: str | Path, *, heads: float | None = None, m
     out = Path(out)
     check_new_folder(out, "OUT")
     run = Run.load(run_dir, precision="fp32")
+    require_text_classification(run.config.task, str(run.dir), "tuneforge prune", "Prune a classifier's run folder.")
     model = plain_model(run, cfg.merge)
     epochs = [f"train.epochs={cfg.finetune_epochs}"] if cfg.finetune_epochs else []
     source = run.config.model_dump(mode="json") | {"name": f"{run.config.name}-pruned", "method": {"name": "full"},

@@ -134,3 +134,11 @@ def flatten(prefix: str, data: dict) -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def require_text_classification(task: str, where: str, command: str, fix: str) -> None:
+    """Compression and lr-find measure and train a sequence classifier; other tasks are refused up front (their
+    data files have no text/label columns, which would otherwise be the confusing first error)."""
+    if task != "text-classification":
+        raise TuneforgeError(f"{where}: task: {task}; {command} works on text classification only "
+                             f"(task: text-classification). {fix}")
