@@ -170,3 +170,15 @@ def test_a_token_classification_teacher_or_config_is_refused(teacher, make_tiny_
     with pytest.raises(TuneforgeError, match="task: token-classification; tuneforge distill works on text"):
         tuneforge.distill(cfg, progress=False)
     assert not (tmp_path / "student").exists()
+
+
+def test_augment_adds_copies_and_sections_distill_cannot_apply_are_refused(teacher, make_tiny_config, tmp_path):
+    """augment: and contrastive: were accepted and silently ignored (the student trained on the plain data)."""
+    cfg = distill_config(teacher, make_tiny_config, tmp_path / "student") | {"contrastive": {}}
+    with pytest.raises(TuneforgeError, match="tuneforge distill does not apply the config's contrastive: section"):
+        tuneforge.distill(cfg, progress=False)
+    cfg = distill_config(teacher, make_tiny_config, tmp_path / "student") | {
+        "augment": {"copies": 1, "operations": ["swap"]}}
+    student = tuneforge.distill(cfg, ["train.max_steps=1"], progress=False)
+    status = json.loads((student.dir / "run.json").read_text())
+    assert status["data"]["train"] > 96  # the 96 examples and their swapped copies

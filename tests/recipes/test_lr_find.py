@@ -109,3 +109,16 @@ def test_lr_find_refuses_a_token_classification_config(tmp_path, monkeypatch, ca
     assert info.value.code == 2 and "Traceback" not in err
     assert "task: token-classification; tuneforge lr-find works on text classification only" in err
     assert not (tmp_path / "lr").exists()
+
+
+def test_lr_find_applies_augment_and_refuses_sections_it_cannot(make_tiny_config, tmp_path):
+    """augment:, prompt: and contrastive: were silently ignored: the test ran on other data or another model."""
+    cfg = make_tiny_config(tmp_path / "run") | {"augment": {"copies": 1, "back_translate": "no_such_module:f"}}
+    with pytest.raises(TuneforgeError, match='cannot import the module "no_such_module"'):
+        tuneforge.lr_find(cfg, steps=5, output_dir=tmp_path / "lr", progress=False)
+    cfg = make_tiny_config(tmp_path / "run") | {"prompt": {"template": "{text} It was {answer}.",
+                                                           "verbalizer": {"negative": "bad", "neutral": "ok",
+                                                                          "positive": "good"}}}
+    with pytest.raises(TuneforgeError, match="tuneforge lr-find does not apply the config's prompt: section"):
+        tuneforge.lr_find(cfg, steps=5, output_dir=tmp_path / "lr", progress=False)
+    assert not (tmp_path / "lr").exists()

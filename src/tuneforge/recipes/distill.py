@@ -29,8 +29,8 @@ from tuneforge.models.backbones import load_backbone
 from tuneforge.models.first_token import use_first_token_shortcut
 from tuneforge.models.precision import resolve_precision
 from tuneforge.recipes.prune import plain_model
-from tuneforge.recipes.runfolder import (check_new_folder, environment, new_run_dir, require_text_classification,
-                                         update_status, write_json)
+from tuneforge.recipes.runfolder import (check_new_folder, environment, new_run_dir, refuse_sections,
+                                         require_text_classification, update_status, write_json)
 from tuneforge.recipes.train import resolve_device
 from tuneforge.run import Run
 from tuneforge.training.batching import Encoded, encode
@@ -73,6 +73,7 @@ def distill(config: DistillConfig | dict | str | Path, overrides: list[str] | No
                              "`tuneforge train` run.")
     require_text_classification(cfg.task, f"config {config}" if isinstance(config, (str, Path)) else "This config",
                                 "tuneforge distill", "Remove task: (a distilled student is a text classifier).")
+    refuse_sections(cfg, "tuneforge distill")
     teacher = Run.load(d.teacher, precision="fp32")
     require_text_classification(teacher.config.task, f"distill.teacher {d.teacher}", "tuneforge distill",
                                 "Give the folder of a text classification run.")
@@ -101,6 +102,11 @@ def distill(config: DistillConfig | dict | str | Path, overrides: list[str] | No
     teacher_model.to(device).eval()
     train_cfg = train_cfg.model_copy(update={"output_dir": run_dir})
 
+    if cfg.augment is not None:  # edited copies of the training texts, learned from the teacher and the labels
+        from tuneforge.augment import augment_examples
+        from tuneforge.models.backbones import resolve_model
+
+        splits.train = augment_examples(splits.train, cfg.augment, resolve_model(train_cfg.model), seed=cfg.train.seed)
     setting = make_setting(splits, tokenizer, train_cfg, device, precision)
     examples = list(splits.train) + unlabelled
     train_data = setting.enc["train"]

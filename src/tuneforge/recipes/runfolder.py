@@ -136,6 +136,16 @@ def flatten(prefix: str, data: dict) -> dict[str, Any]:
     return out
 
 
+def refuse_sections(cfg: Any, command: str, sections: tuple[str, ...] = ("prompt", "contrastive", "continual")
+                    ) -> None:
+    """Config sections a recipe does not carry out are an error, not silently ignored (all named at once)."""
+    present = [name for name in sections if getattr(cfg, name, None) is not None]
+    if present:
+        raise TuneforgeError(f"{command} does not apply the config's {', '.join(f'{n}:' for n in present)} "
+                             f"section(s) (only `tuneforge train` does); remove {'them' if len(present) > 1 else 'it'} "
+                             "to run it on the plain classifier.")
+
+
 def require_text_classification(task: str, where: str, command: str, fix: str) -> None:
     """Compression and lr-find measure and train a sequence classifier; other tasks are refused up front (their
     data files have no text/label columns, which would otherwise be the confusing first error)."""
