@@ -162,3 +162,21 @@ def test_a_token_classification_run_is_refused_with_the_reason(tmp_path, monkeyp
     err = " ".join(capsys.readouterr().err.split())
     assert info.value.code == 2 and "Traceback" not in err
     assert "is a token-classification run; explain scores the words behind a text classifier's label" in err
+
+
+def test_a_prompt_run_is_explained_on_the_prompt_predict_scores(make_tiny_config, tmp_path):
+    """A run trained through a cloze template (prompt:) was explained on the bare text, so the probability
+    explained was not the one predict gives (0.470 against 0.434 on this fixture)."""
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "models"))
+    from test_backbones_decoder import build_tiny_decoder
+
+    cfg = make_tiny_config(tmp_path / "run")
+    cfg.update(model=str(build_tiny_decoder(tmp_path / "decoder")),
+               prompt={"template": "{text} it was {answer}",
+                       "verbalizer": {"negative": "rude", "neutral": "crew", "positive": "great"}})
+    cfg["train"]["max_steps"] = 3
+    run = Run.load(tuneforge.train(cfg, progress=False).dir, precision="fp32")
+    [e] = run.explain(["the crew was rude today"], steps=8)
+    expected = run.predict_proba(["the crew was rude today"])[0]
+    assert [e.probabilities[name] for name in run.labels] == pytest.approx(expected.tolist(), abs=1e-5)
+    assert e.text.startswith("the crew was rude today") and "it was" in e.text  # the prompt, as the model reads it

@@ -97,6 +97,10 @@ def explain_texts(run: Any, texts: list[str], *, target: str | None = None, step
         bar.start()
         task = bar.add_task("explain", total=len(texts))
         for text in texts:
+            if run.prompt_inputs is not None:  # a prompt: (PET) run reads the text inside its template, as predict does
+                from tuneforge.data.records import Example
+
+                text = run.prompt_inputs.render([Example(text=text)])[0].text
             enc = tokenizer(text, truncation=True, max_length=run.config.data.max_length,
                             return_offsets_mapping=tokenizer.is_fast, return_special_tokens_mask=True,
                             return_tensors="pt")
