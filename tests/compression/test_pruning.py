@@ -216,3 +216,13 @@ def test_a_token_classification_run_is_refused_before_its_data_is_read(tmp_path,
     assert code == 2 and "Traceback" not in stderr
     assert "task: token-classification; tuneforge prune works on text classification only" in " ".join(stderr.split())
     assert not (tmp_path / "out").exists()
+
+
+def test_a_contrastive_run_is_refused_not_measured_as_another_model(make_tiny_config, tmp_path):
+    """Its head reads the mean-pooled embedding, which the plain classifier prune measured and saved does not:
+    "before" accuracy was not the run's own, and the pruned folder kept contrastive: in its config."""
+    cfg = make_tiny_config(tmp_path / "run") | {"contrastive": {"iterations": 1, "batch_size": 16}}
+    contrastive = tuneforge.train(cfg, progress=False)
+    with pytest.raises(TuneforgeError, match=r"mean-pooled embedding \(contrastive:\); compression measures"):
+        tuneforge.prune(contrastive.dir, tmp_path / "out", magnitude=0.5, finetune_epochs=0, progress=False)
+    assert not (tmp_path / "out").exists()

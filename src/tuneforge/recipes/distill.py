@@ -77,6 +77,9 @@ def distill(config: DistillConfig | dict | str | Path, overrides: list[str] | No
     teacher = Run.load(d.teacher, precision="fp32")
     require_text_classification(teacher.config.task, f"distill.teacher {d.teacher}", "tuneforge distill",
                                 "Give the folder of a text classification run.")
+    if teacher.config.prompt is not None:  # its logits come from texts rendered into the template, not the texts
+        raise TuneforgeError(f"distill.teacher {d.teacher} predicts through a cloze template (prompt:), which "
+                             "distill does not render; give a teacher trained without prompt:.")
     train_cfg = cfg.train_config()
     device = resolve_device(cfg.train.device)
     precision = resolve_precision(cfg.train.precision, device)

@@ -41,6 +41,12 @@ console = Console(stderr=True)
 def plain_model(run: Run, merge: bool, flag: str = "--merge"):
     """The run's model as a plain transformers classifier, or a clear refusal."""
     method = run.config.method.name
+    for section, how in (("prompt", "through its cloze template and verbalizer (prompt:)"),
+                         ("contrastive", "from the mean-pooled embedding (contrastive:)")):
+        if getattr(run.config, section) is not None:
+            raise TuneforgeError(f"{run.dir} predicts {how}; compression measures, trains and copies a plain "
+                                 "classifier, which would not be that model. Compress a run trained without "
+                                 f"{section}:.")
     if not getattr(run.method, "saves_base", False):
         if not run.method.merges:
             raise TuneforgeError(f"{run.dir} is a {method} run: it adds modules or virtual tokens that a plain "
