@@ -182,3 +182,23 @@ def test_augment_adds_copies_and_sections_distill_cannot_apply_are_refused(teach
     student = tuneforge.distill(cfg, ["train.max_steps=1"], progress=False)
     status = json.loads((student.dir / "run.json").read_text())
     assert status["data"]["train"] > 96  # the 96 examples and their swapped copies
+
+
+def test_a_prompt_teacher_is_refused(make_tiny_config, tmp_path):
+    """Its logits were taken on the bare texts, not on its cloze template: another model's predictions."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
+    from test_backbones_decoder import build_tiny_decoder
+
+    cfg = make_tiny_config(tmp_path / "pet")
+    cfg.update(model=str(build_tiny_decoder(tmp_path / "decoder")),
+               prompt={"template": "{text} it was {answer}",
+                       "verbalizer": {"negative": "rude", "neutral": "crew", "positive": "great"}})
+    cfg["train"]["max_steps"] = 1
+    pet = tuneforge.train(cfg, progress=False)
+    student = distill_config(pet, make_tiny_config, tmp_path / "student")
+    student["distill"]["student"] = {"model": str(tmp_path / "decoder")}
+    with pytest.raises(TuneforgeError, match=r"predicts through a cloze template \(prompt:\)"):
+        tuneforge.distill(student, progress=False)
+    assert not (tmp_path / "student").exists()
