@@ -202,3 +202,16 @@ def test_a_prompt_teacher_is_refused(make_tiny_config, tmp_path):
     with pytest.raises(TuneforgeError, match=r"predicts through a cloze template \(prompt:\)"):
         tuneforge.distill(student, progress=False)
     assert not (tmp_path / "student").exists()
+
+
+def test_a_student_of_a_head_pruned_teacher_renumbers_its_pruned_heads(teacher, make_tiny_config, tmp_path):
+    """The student kept the teacher's {teacher layer: removed heads} map, so its folder failed to load (a
+    transformers size-mismatch traceback after the whole distillation) or pruned the wrong layer's heads."""
+    pruned = tuneforge.prune(teacher.dir, tmp_path / "pruned", heads=0.5, finetune_epochs=0, progress=False)
+    removed = json.loads((pruned.dir / "model" / "config.json").read_text())["pruned_heads"]
+    cfg = distill_config(pruned, make_tiny_config, tmp_path / "student")
+    student = tuneforge.distill(cfg, ["train.max_steps=1"], progress=False)
+    layers = json.loads((student.dir / "model" / "config.json").read_text())
+    last = str(len(removed) - 1)  # layers: 1 keeps the teacher's last layer
+    assert layers["pruned_heads"] == {"0": removed[last]}
+    assert student.predict_proba(["the flight was late"]).shape == (1, 3)

@@ -106,6 +106,10 @@ def student_from_teacher(teacher: nn.Module, keep: int) -> tuple[nn.Module, list
     setattr(student.get_submodule(parent_name) if parent_name else student, attr, new)
     config = student.config
     config.num_hidden_layers = keep
+    pruned = getattr(config, "pruned_heads", None)
+    if pruned:  # a head-pruned teacher (tuneforge prune): its map is by teacher layer; renumber for the student
+        pruned = {int(k): v for k, v in pruned.items()}
+        config.pruned_heads = {str(position): pruned.get(i, []) for position, i in enumerate(chosen)}
     if isinstance(getattr(config, "layer_types", None), list):  # per-layer attention kinds (Llama-style)
         config.layer_types = [config.layer_types[i] for i in chosen]
     return student, chosen
