@@ -76,6 +76,10 @@ def prune(run_dir: str | Path, out: str | Path, *, heads: float | None = None, m
             raise TuneforgeError(f"{flag} {value}: give a fraction between 0 and 1, exclusive ({example}).")
     if finetune_epochs < 0:
         raise TuneforgeError(f"--finetune-epochs {finetune_epochs}: give 0 (no fine-tune) or more.")
+    for override in overrides or []:  # it replaced --finetune-epochs, while the table still said the flag's value
+        if override.replace(" ", "").startswith("train.epochs="):
+            raise TuneforgeError(f"{override}: the fine-tune's epochs are --finetune-epochs N (finetune_epochs= in "
+                                 f"Python); remove {override}.")
     cfg = load_config(PruneConfig, data={"heads": heads, "magnitude": magnitude, "finetune_epochs": finetune_epochs,
                                          **options})
     out = Path(out)
