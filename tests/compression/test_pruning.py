@@ -228,3 +228,14 @@ def test_a_contrastive_run_is_refused_not_measured_as_another_model(make_tiny_co
     with pytest.raises(TuneforgeError, match=r"mean-pooled embedding \(contrastive:\); compression measures"):
         tuneforge.prune(contrastive.dir, tmp_path / "out", magnitude=0.5, finetune_epochs=0, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_fine_tune_of_an_augmented_run_uses_its_augment_copies(make_tiny_config, tmp_path):
+    """The pruned folder's config.yaml kept augment:, but the fine-tune trained on the plain examples only."""
+    cfg = make_tiny_config(tmp_path / "run") | {"augment": {"copies": 1, "operations": ["swap"]}}
+    cfg["train"].update(epochs=1)
+    source = tuneforge.train(cfg, progress=False)
+    pruned = tuneforge.prune(source.dir, tmp_path / "out", magnitude=0.5, finetune_epochs=1, progress=False)
+    steps = [json.loads(line)["step"] for line in (pruned.dir / "log.jsonl").read_text().splitlines()]
+    source_steps = [json.loads(line)["step"] for line in (source.dir / "log.jsonl").read_text().splitlines()]
+    assert max(steps) == max(source_steps) > 96 // 8  # one epoch over the examples and their copies, as trained

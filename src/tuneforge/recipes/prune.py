@@ -97,6 +97,14 @@ def prune(run_dir: str | Path, out: str | Path, *, heads: float | None = None, m
     if list(splits.labels) != list(run.labels):
         raise TuneforgeError(f"The data's labels {splits.labels} differ from the run's {run.labels}; the fine-tune "
                              "uses the run's own data: remove the data.* overrides.")
+    train_data = None  # the run's own training data, with its augment: copies as train made them
+    if train_cfg.augment is not None and cfg.finetune_epochs:
+        from tuneforge.augment import augment_examples
+        from tuneforge.models.backbones import resolve_model
+
+        augmented = augment_examples(splits.train, train_cfg.augment, resolve_model(run.config.model),
+                                     seed=train_cfg.train.seed)
+        train_data = encode(augmented, run.tokenizer, splits.labels, train_cfg.data.max_length)
     setting = make_setting(splits, run.tokenizer, train_cfg, device, precision)
     kwargs = setting.inference_kwargs()
     speed = first_texts(setting.enc["test"], cfg.speed_samples)
@@ -139,7 +147,7 @@ def prune(run_dir: str | Path, out: str | Path, *, heads: float | None = None, m
                       source_method=run.config.method.name, precision=precision, device=str(device),
                       environment=environment())
         metrics = finetune(model, run.tokenizer, train_cfg, splits, setting, tmp, progress=progress,
-                           epochs_done=not cfg.finetune_epochs, before_save=finish)
+                           epochs_done=not cfg.finetune_epochs, before_save=finish, train_data=train_data)
         if cfg.magnitude is not None:
             details["sparsity"] = magnitude_pruning.sparsity(model)
         columns["after"] = measured(model)
