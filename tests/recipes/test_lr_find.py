@@ -87,6 +87,8 @@ def test_lr_find_cli_and_its_errors(make_tiny_config, tmp_path, monkeypatch, cap
     assert code == 0 and "suggested learning rate" in captured.out
     code, captured = cli(path, "--output", tmp_path / "lr", "--quiet")  # already written: not overwritten
     assert code == 2 and "not empty" in captured.err
+    code, captured = cli(path, "--output", path / "lr", "--quiet")  # inside a file: a traceback after the test
+    assert code == 2 and "is a file, so no folder can be made inside it" in " ".join(captured.err.split())
     code, captured = cli(path, "--start-lr", "1", "--end-lr", "0.1", "--quiet")
     assert code == 2 and "start-lr < end-lr" in captured.err
     with pytest.raises(TuneforgeError, match="Did you mean"):

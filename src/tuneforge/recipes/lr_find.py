@@ -25,8 +25,8 @@ from tuneforge.models.attention import use_training_attention
 from tuneforge.models.backbones import load_backbone, resolve_model
 from tuneforge.models.first_token import use_first_token_shortcut
 from tuneforge.models.precision import autocast
-from tuneforge.recipes.runfolder import (environment, new_run_dir, refuse_sections, require_text_classification,
-                                         write_json)
+from tuneforge.recipes.runfolder import (check_new_folder, environment, new_run_dir, refuse_sections,
+                                         require_text_classification, write_json)
 from tuneforge.recipes.train import as_config, start_loop
 from tuneforge.training.batching import batch_order, collate, encode
 from tuneforge.training.fast_dropout import use_fast_dropout
@@ -67,8 +67,7 @@ def lr_find(config: TrainConfig | dict | str | Path, overrides: list[str] | None
                                 "tuneforge lr-find", "Run lr-find on a text classification config.")
     refuse_sections(cfg, "tuneforge lr-find")
     out = Path(output_dir) if output_dir is not None else new_run_dir(f"lr-find-{cfg.name}", None)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TuneforgeError(f"{out} already exists and is not empty; give another --output folder.")
+    check_new_folder(out, "--output")  # before the test: a path inside a file failed only after it, with a traceback
     loop = cfg.train
     device, precision = start_loop(loop)
     splits = load_splits(cfg.data, loop.seed)
