@@ -187,6 +187,7 @@ def test_a_lora_run_needs_merge(lora_run, tmp_path):
     (["--heads", "0.5", "train.epoch=2"], 'Did you mean "epochs"'),
     # it trained 3 epochs while compression.md's column said "pruned + 1 epoch(s)"
     (["--heads", "0.5", "train.epochs=3"], "the fine-tune's epochs are --finetune-epochs N"),
+    (["--heads", "0.5", "--scope", "layer"], "scope layer applies to magnitude pruning"),  # it was ignored
 ])
 def test_bad_prune_input_is_a_clear_error(run, tmp_path, monkeypatch, capsys, args, message):
     code, _, stderr = cli(monkeypatch, capsys, "prune", run.dir, tmp_path / "out", *args, "--quiet")

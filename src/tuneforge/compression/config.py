@@ -32,6 +32,9 @@ class PruneConfig(StrictModel):
     def _one_kind(self) -> PruneConfig:
         if (self.heads is None) == (self.magnitude is None):
             raise ValueError("give exactly one of heads (a fraction of heads) or magnitude (a sparsity)")
+        if self.heads is not None and self.scope != "global":  # it was silently ignored
+            raise ValueError(f"scope {self.scope} applies to magnitude pruning; head pruning ranks all heads "
+                             "together: remove --scope, or prune with --magnitude")
         return self
 
 
