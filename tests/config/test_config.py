@@ -260,3 +260,30 @@ def test_overrides_never_change_the_callers_mapping():
     cfg = load_config(TrainConfig, data=data, overrides=["train.epochs=1", "data.max_length=64"])
     assert cfg.train.epochs == 1 and cfg.data.max_length == 64
     assert data["train"] == {"epochs": 3} and data["data"] == {"dataset": "airline-sentiment"}
+
+
+def test_keys_that_yaml_reads_as_one_are_named_not_reported_as_a_duplicate_or_a_bad_dictionary(tmp_path):
+    # `yes` reads as True and True == 1, so `{yes: a, 1: b}` was "the key 1 appears twice" in a file and, as an
+    # override, silently kept as text: "input should be a valid dictionary"
+    template = "prompt.template='{text} It was {answer}.'"
+    message = config_error(path=write(tmp_path, VALID_LINES),
+                           overrides=[template, "prompt.verbalizer={yes: a, 1: b}"])
+    assert 'override "prompt.verbalizer={yes: a, 1: b}"' in message
+    assert '"yes" (line 1) and "1" (line 1) are one key' in message
+    assert 'quote them as text: "yes": ..., "1": ...' in message
+    lines = [*VALID_LINES, "prompt:", "  template: '{text} It was {answer}.'", "  verbalizer: {yes: a, 1: b}"]
+    message = config_error(path=write(tmp_path, lines))
+    assert "line 13" in message and '"yes" (line 13) and "1" (line 13) are one key' in message
+
+
+@pytest.mark.parametrize(("override", "hint"), [
+    ("train.epochs=", '"train.epochs=" gives no value, which reads as null; write one after the "="'),
+    ("name=", '"name=" gives no value'),
+    ("name=yes", "YAML reads yes as a boolean; quote the text: name=\"'yes'\""),
+    ("name=2024", "YAML reads 2024 as a number; quote the text"),
+    ("train.adam_betas=[0.9,", "The value [0.9, is not valid YAML (expected the node content"),
+])
+def test_override_value_errors_say_how_yaml_read_the_value(tmp_path, override, hint):
+    message = config_error(path=write(tmp_path, VALID_LINES), overrides=[override])
+    assert f'override "{override}"' in message
+    assert hint in message

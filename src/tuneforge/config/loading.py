@@ -24,14 +24,22 @@ class _Loader(yaml.SafeLoader):
     rejects a key written twice in one mapping instead of silently keeping the last."""
 
     def construct_mapping(self, node, deep=False):  # type: ignore[override]
-        seen: dict[Any, int] = {}
+        seen: dict[Any, tuple[int, str, Any]] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f'the key "{key}" appears twice (lines {seen[key]} and '
-                    f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
-            seen[key] = key_node.start_mark.line + 1
+                first_line, first_text, first_key = seen[key]
+                text = getattr(key_node, "value", key)
+                if isinstance(text, str) and text != first_text:
+                    # `{yes: a, 1: b}`: YAML reads yes as true, and true == 1 in Python: one key, not two
+                    problem = (f'the keys "{first_text}" (line {first_line}) and "{text}" (line {line}) are one key '
+                               f"once YAML reads them ({first_text} is read as {first_key!r}, {text} as {key!r}, "
+                               f'and those are equal); quote them as text: "{first_text}": ..., "{text}": ...')
+                else:
+                    problem = f'the key "{key}" appears twice (lines {first_line} and {line}); keep one'
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+            seen[key] = (line, getattr(key_node, "value", str(key)), key)
         return super().construct_mapping(node, deep=deep)
 
 
@@ -180,15 +188,34 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
             msg = msg[0].lower() + msg[1:]
             if not msg.endswith((".", "?")):
                 msg += "."
-            if override and err["type"] == "string_type" and isinstance(value, dict | list):
-                # YAML reads `{question}` as a mapping and `[x]` as a list: the user meant text
-                key, raw = override.split("=", 1)
-                msg += f' YAML reads {raw} as a {"mapping" if isinstance(value, dict) else "list"}; quote the text: ' \
-                       f"{key}=\"'{raw}'\" (in a shell), or write it quoted in the config file: '{raw}'."
+            if override:
+                msg += _override_hint(override, err["type"], value)
             # A check over the whole config (e.g. two sections that exclude each other) has no key to name.
             problems.append(f'{where}"{dotted}" = {shown}: {msg}' if dotted else f"{where}{msg}")
     return TuneforgeError(f"{source}: the config has {len(problems)} problem(s); fix them and run again:",
                           problems)
+
+
+def _override_hint(override: str, error_type: str, value: Any) -> str:
+    """Why an override's value is not what the user meant: YAML read it as another type, could not read it, or
+    there is no value after the '='."""
+    key, raw = (part.strip() for part in override.split("=", 1))
+    if not raw:
+        return (f' "{key}=" gives no value, which reads as null; write one after the "=" ({key}=VALUE), or leave '
+                "the override out to keep the config's value.")
+    if isinstance(value, str) and value.strip() == raw:
+        try:
+            parse_yaml(raw)
+        except yaml.YAMLError as exc:  # apply_overrides kept the text as it was written
+            problem = (getattr(exc, "problem", None) or str(exc)).split("\n")[0]
+            return f" The value {raw} is not valid YAML ({problem}), so it was kept as text."
+    if error_type == "string_type" and value is not None and not isinstance(value, str):
+        # YAML reads `{question}` as a mapping, `[x]` as a list, `yes` as true, `2024` as a number: the user meant text
+        kind = ("a mapping" if isinstance(value, dict) else "a list" if isinstance(value, list)
+                else "a boolean" if isinstance(value, bool) else "a number")
+        return (f" YAML reads {raw} as {kind}; quote the text: {key}=\"'{raw}'\" (in a shell), or write it quoted "
+                f"in the config file: '{raw}'.")
+    return ""
 
 
 def _override_for(loc: tuple[Any, ...], overrides: list[str], unknown: bool = False) -> str | None:
