@@ -287,3 +287,32 @@ def test_override_value_errors_say_how_yaml_read_the_value(tmp_path, override, h
     message = config_error(path=write(tmp_path, VALID_LINES), overrides=[override])
     assert f'override "{override}"' in message
     assert hint in message
+
+
+SEARCH_LINES = [*VALID_LINES, "search:", "  space:", "    train.learning_rate: {low: 1.0e-5, high: 1.0e-3, log: true}",
+                "    method.r: [4, 8]"]
+
+
+@pytest.mark.parametrize(("override", "space"), [
+    ("search.space.method.r=[2, 16]", {"method.r": [2, 16]}),
+    ("search.space.train.learning_rate.high=1e-2", {"train.learning_rate": {"high": 1e-2}}),
+    ("search.space.train.weight_decay=[0, 0.01]", {"train.weight_decay": [0, 0.01]}),
+    ("search.train.warmup={low: 0, high: 0.2}", {"train.warmup": {"low": 0, "high": 0.2}}),
+])
+def test_overrides_reach_search_space_keys_that_hold_dots(tmp_path, override, space):
+    # search.space's keys are field paths ("method.r"): `search.space.method.r=[2, 16]` was split at every dot
+    # into {method: {r: ...}} and failed with "search.space.method.function-after[_ordered(), Range].low"
+    cfg = load_config(TrainConfig, path=write(tmp_path, SEARCH_LINES), overrides=[override])
+    for key, expected in space.items():
+        got = cfg.search.space[key]
+        if isinstance(expected, dict):
+            assert {k: getattr(got, k) for k in expected} == expected
+        else:
+            assert got == expected
+    assert cfg.search.space["train.learning_rate"].low == 1e-5  # the rest of the space is kept
+
+
+def test_errors_in_a_union_do_not_show_pydantic_member_names(tmp_path):
+    message = config_error(path=write(tmp_path, SEARCH_LINES), overrides=["search.space.method.r={low: 1}"])
+    assert '"search.space.method.r.high" is required but missing' in message
+    assert "function-after" not in message and "list[any]" not in message

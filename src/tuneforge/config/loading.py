@@ -97,6 +97,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             value = parse_yaml(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
+        parts = _path_keys(data, parts)
         target = data
         for part in parts[:-1]:
             nxt = target.get(part)
@@ -110,6 +111,38 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             target = nxt
         target[parts[-1]] = value
     return data
+
+
+# Mappings keyed by config field paths, whose keys hold dots (`search.space.method.r=[4, 8]` sets the key
+# "method.r"), and the fields of their values that an override may also reach (`...learning_rate.high=1e-2`).
+PATH_KEYED = {("search", "space"): ("low", "high", "log", "step")}
+SEARCH_SETTINGS = ("space", "trials", "sampler", "pruner", "startup_trials", "warmup_evals")
+
+
+def _path_keys(data: dict[str, Any], parts: list[str]) -> list[str]:
+    """The keys an override's dotted path walks through, where some keys have dots in them: a key the config
+    already has (``search.space.train.learning_rate.high``), a new one in a mapping keyed by field paths, or a path
+    written straight into search: (its shorthand for search.space)."""
+    keys: list[str] = []
+    target: Any = data
+    i = 0
+    while i < len(parts):
+        found = None
+        if isinstance(target, dict):  # the longest existing key, dots and all
+            found = next((j for j in range(len(parts), i + 1, -1) if ".".join(parts[i:j]) in target), None)
+        tail = PATH_KEYED.get(tuple(keys))
+        if found is None and len(parts) - i > 1:
+            if tail is not None:  # a new field path in search.space
+                found = len(parts) - 1 if parts[-1] in tail and len(parts) - i > 2 else len(parts)
+            elif keys == ["search"] and parts[i] not in SEARCH_SETTINGS:  # search: {method.r: [4, 8]}
+                found = len(parts) - 1 if parts[-1] in PATH_KEYED[("search", "space")] and len(parts) - i > 2 \
+                    else len(parts)
+        end = found if found is not None else i + 1
+        key = ".".join(parts[i:end])
+        keys.append(key)
+        target = target.get(key) if isinstance(target, dict) else None
+        i = end
+    return keys
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
@@ -166,11 +199,16 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
+_UNION_MEMBER = re.compile(r"^[\w-]+\[.*\]$")
+
+
 def format_validation_error(exc: ValidationError, model: type[BaseModel], source: str,
                             node: yaml.Node | None, overrides: list[str] | None = None) -> TuneforgeError:
     problems = []
     for err in exc.errors():
-        loc, section = _walk(model, tuple(err["loc"]))
+        # pydantic names the member of a plain union it tried (`function-after[_ordered(), Range]`, `list[any]`)
+        raw_loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _UNION_MEMBER.match(p)))
+        loc, section = _walk(model, raw_loc)
         dotted = ".".join(str(p) for p in loc)
         override = _override_for(loc, overrides or [], unknown=err["type"] == "extra_forbidden")
         line = None if override else _line_of(node, loc)
