@@ -316,3 +316,24 @@ def test_errors_in_a_union_do_not_show_pydantic_member_names(tmp_path):
     message = config_error(path=write(tmp_path, SEARCH_LINES), overrides=["search.space.method.r={low: 1}"])
     assert '"search.space.method.r.high" is required but missing' in message
     assert "function-after" not in message and "list[any]" not in message
+
+
+@pytest.mark.parametrize(("data", "overrides", "said"), [
+    ({"data": "airline-sentiment"}, [], '"data" = \'airline-sentiment\': a section, not a single value; give its keys '
+                                        "(dataset, train, validation, test, text_column, text_pair_column, ...) under "
+                                        "it, e.g. data.dataset=airline-sentiment"),
+    ({"data": {"dataset": "airline-sentiment"}}, ["tracking=tensorboard"],
+     'override "tracking=tensorboard": "tracking" = \'tensorboard\': a section, not a single value; give its keys '
+     "(tensorboard, tensorboard_dir, mlflow, mlflow_uri, mlflow_experiment) under it, e.g. tracking.tensorboard=true"),
+])
+def test_a_single_value_where_a_section_goes_names_the_section_keys(data, overrides, said):
+    # it said "input should be a valid dictionary or instance of DataConfig"
+    assert said in config_error(data=data, overrides=overrides)
+
+
+def test_switching_from_dataset_to_a_file_on_the_command_line_is_explained():
+    message = config_error(data={"data": {"dataset": "airline-sentiment"}}, overrides=["data.train=x.jsonl"])
+    assert "data.dataset=null data.train=FILE" in message
+    cfg = load_config(TrainConfig, data={"data": {"dataset": "airline-sentiment"}},
+                      overrides=["data.dataset=null", "data.train=x.jsonl"])
+    assert cfg.data.dataset is None and cfg.data.train.name == "x.jsonl"

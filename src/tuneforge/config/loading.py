@@ -228,6 +228,17 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
                 msg += "."
             if override:
                 msg += _override_hint(override, err["type"], value)
+            if err["type"] == "model_type" and not isinstance(value, dict) and section is not None:
+                # `data: airline-sentiment`, `tracking=tensorboard`: a single value where a section goes
+                sub = _models_in(section.model_fields[str(loc[-1])].annotation) if str(loc[-1]) in \
+                    section.model_fields else []
+                if sub:
+                    keys = list(sub[0].model_fields)
+                    key, example = (str(value), "true") if str(value) in keys else (keys[0], value)
+                    msg = (f"a section, not a single value; give its keys ({', '.join(keys[:6])}"
+                           f"{', ...' if len(keys) > 6 else ''}) under it, e.g. {dotted}.{key}={example} on the "
+                           f"command line or `{dotted}: {{{key}: {example}}}` in the config "
+                           f"(`tuneforge config show` lists them).")
             # A check over the whole config (e.g. two sections that exclude each other) has no key to name.
             problems.append(f'{where}"{dotted}" = {shown}: {msg}' if dotted else f"{where}{msg}")
     return TuneforgeError(f"{source}: the config has {len(problems)} problem(s); fix them and run again:",
