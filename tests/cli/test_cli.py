@@ -519,3 +519,15 @@ def test_resume_with_the_command_that_did_not_write_the_run_says_which_did(cli, 
     fix = f"Continue it with `tuneforge {written_by} --resume {run_dir}`." if written_by != "zeroshot" \
         else "Only train and pretrain runs resume."
     assert fix in message
+
+
+def test_datasets_export_keeps_files_already_in_the_folder(cli, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text("mine\n", encoding="utf-8")
+    code, out, err = cli("datasets", "export", "airline-sentiment", tmp_path / "data")
+    assert code == 2 and "Traceback" not in err
+    assert "already holds train.jsonl" in err and "--overwrite" in err
+    assert (tmp_path / "data" / "train.jsonl").read_text(encoding="utf-8") == "mine\n"
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    code, out, err = cli("datasets", "export", "airline-sentiment", tmp_path / "afile")
+    assert code == 2 and "is a file" in err

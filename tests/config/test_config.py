@@ -260,3 +260,80 @@ def test_overrides_never_change_the_callers_mapping():
     cfg = load_config(TrainConfig, data=data, overrides=["train.epochs=1", "data.max_length=64"])
     assert cfg.train.epochs == 1 and cfg.data.max_length == 64
     assert data["train"] == {"epochs": 3} and data["data"] == {"dataset": "airline-sentiment"}
+
+
+def test_keys_that_yaml_reads_as_one_are_named_not_reported_as_a_duplicate_or_a_bad_dictionary(tmp_path):
+    # `yes` reads as True and True == 1, so `{yes: a, 1: b}` was "the key 1 appears twice" in a file and, as an
+    # override, silently kept as text: "input should be a valid dictionary"
+    template = "prompt.template='{text} It was {answer}.'"
+    message = config_error(path=write(tmp_path, VALID_LINES),
+                           overrides=[template, "prompt.verbalizer={yes: a, 1: b}"])
+    assert 'override "prompt.verbalizer={yes: a, 1: b}"' in message
+    assert '"yes" (line 1) and "1" (line 1) are one key' in message
+    assert 'quote them as text: "yes": ..., "1": ...' in message
+    lines = [*VALID_LINES, "prompt:", "  template: '{text} It was {answer}.'", "  verbalizer: {yes: a, 1: b}"]
+    message = config_error(path=write(tmp_path, lines))
+    assert "line 13" in message and '"yes" (line 13) and "1" (line 13) are one key' in message
+
+
+@pytest.mark.parametrize(("override", "hint"), [
+    ("train.epochs=", '"train.epochs=" gives no value, which reads as null; write one after the "="'),
+    ("name=", '"name=" gives no value'),
+    ("name=yes", "YAML reads yes as a boolean; quote the text: name=\"'yes'\""),
+    ("name=2024", "YAML reads 2024 as a number; quote the text"),
+    ("train.adam_betas=[0.9,", "The value [0.9, is not valid YAML (expected the node content"),
+])
+def test_override_value_errors_say_how_yaml_read_the_value(tmp_path, override, hint):
+    message = config_error(path=write(tmp_path, VALID_LINES), overrides=[override])
+    assert f'override "{override}"' in message
+    assert hint in message
+
+
+SEARCH_LINES = [*VALID_LINES, "search:", "  space:", "    train.learning_rate: {low: 1.0e-5, high: 1.0e-3, log: true}",
+                "    method.r: [4, 8]"]
+
+
+@pytest.mark.parametrize(("override", "space"), [
+    ("search.space.method.r=[2, 16]", {"method.r": [2, 16]}),
+    ("search.space.train.learning_rate.high=1e-2", {"train.learning_rate": {"high": 1e-2}}),
+    ("search.space.train.weight_decay=[0, 0.01]", {"train.weight_decay": [0, 0.01]}),
+    ("search.train.warmup={low: 0, high: 0.2}", {"train.warmup": {"low": 0, "high": 0.2}}),
+])
+def test_overrides_reach_search_space_keys_that_hold_dots(tmp_path, override, space):
+    # search.space's keys are field paths ("method.r"): `search.space.method.r=[2, 16]` was split at every dot
+    # into {method: {r: ...}} and failed with "search.space.method.function-after[_ordered(), Range].low"
+    cfg = load_config(TrainConfig, path=write(tmp_path, SEARCH_LINES), overrides=[override])
+    for key, expected in space.items():
+        got = cfg.search.space[key]
+        if isinstance(expected, dict):
+            assert {k: getattr(got, k) for k in expected} == expected
+        else:
+            assert got == expected
+    assert cfg.search.space["train.learning_rate"].low == 1e-5  # the rest of the space is kept
+
+
+def test_errors_in_a_union_do_not_show_pydantic_member_names(tmp_path):
+    message = config_error(path=write(tmp_path, SEARCH_LINES), overrides=["search.space.method.r={low: 1}"])
+    assert '"search.space.method.r.high" is required but missing' in message
+    assert "function-after" not in message and "list[any]" not in message
+
+
+@pytest.mark.parametrize(("data", "overrides", "said"), [
+    ({"data": "airline-sentiment"}, [], '"data" = \'airline-sentiment\': a section, not a single value; give its keys '
+                                        "(dataset, train, validation, test, text_column, text_pair_column, ...) under "
+                                        "it, e.g. data.dataset=airline-sentiment"),
+    ({"data": {"dataset": "airline-sentiment"}}, ["tracking=tensorboard"],
+     'override "tracking=tensorboard": "tracking" = \'tensorboard\': a section, not a single value; give its keys '
+     "(tensorboard, tensorboard_dir, mlflow, mlflow_uri, mlflow_experiment) under it, e.g. tracking.tensorboard=true"),
+])
+def test_a_single_value_where_a_section_goes_names_the_section_keys(data, overrides, said):
+    # it said "input should be a valid dictionary or instance of DataConfig"
+    assert said in config_error(data=data, overrides=overrides)
+
+
+def test_switching_from_dataset_to_a_file_on_the_command_line_is_explained():
+    message = config_error(data={"data": {"dataset": "airline-sentiment"}}, overrides=["data.train=x.jsonl"])
+    assert "data.dataset=null data.train=FILE" in message
+    cfg = load_config(TrainConfig, data={"data": {"dataset": "airline-sentiment"}},
+                      overrides=["data.dataset=null", "data.train=x.jsonl"])
+    assert cfg.data.dataset is None and cfg.data.train.name == "x.jsonl"

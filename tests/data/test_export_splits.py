@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+import pytest
 
 from tuneforge.data import DatasetSplits, Example, export_splits, read_examples
 
@@ -72,3 +75,29 @@ def test_no_temporary_files_are_left_and_export_overwrites(tmp_path: Path) -> No
         "train.jsonl",
         "validation.jsonl",
     ]
+
+
+def test_check_export_folder_refuses_a_file_and_files_it_would_replace(tmp_path: Path) -> None:
+    # `datasets export NAME DIR` gave a FileExistsError traceback for a file and silently replaced a
+    # train.jsonl already in DIR (the user's own data)
+    from tuneforge.data.export import check_export_folder
+    from tuneforge.errors import TuneforgeError
+
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    for target, said in [(tmp_path / "afile", "is a file"), (tmp_path / "afile" / "sub", "which is a file")]:
+        with pytest.raises(TuneforgeError, match=said):
+            check_export_folder(target)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "train.jsonl").write_text("keep\n", encoding="utf-8")
+    with pytest.raises(TuneforgeError, match=r"already holds train\.jsonl.*--overwrite"):
+        check_export_folder(tmp_path / "mine")
+    check_export_folder(tmp_path / "mine", overwrite=True)
+    check_export_folder(tmp_path / "new" / "folder")
+
+
+def test_exported_files_are_readable_by_others_as_plain_new_files(tmp_path: Path) -> None:
+    # mkstemp's 0600 made the exported splits unreadable to anyone but their writer
+    paths = export_splits(sample(), tmp_path)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert all(path.stat().st_mode & 0o777 == 0o666 & ~mask for path in paths.values())

@@ -77,3 +77,20 @@ def test_tracking_keys_are_checked(make_tiny_config, tmp_path):
     cfg["tracking"] = {"tensorbord": True}
     with pytest.raises(TuneforgeError, match='Did you mean "tensorboard"'):
         tuneforge.train(cfg, progress=False)
+
+
+@pytest.mark.parametrize(("tracking", "said"), [
+    ({"mlflow_uri": "http://host:5000"}, r"tracking.mlflow_uri is set, but tracking.mlflow is off .*nothing would be "
+                                         r"sent to MLflow: add tracking.mlflow=true"),
+    ({"tensorboard_dir": "tb"}, r"tracking.tensorboard_dir is set, but tracking.tensorboard is off"),
+])
+def test_a_backend_setting_without_the_backend_switched_on_is_an_error(tracking, said):
+    # tracking.mlflow_uri=... alone trained a run that logged nothing to MLflow, silently
+    from tuneforge.config import TrainConfig, load_config
+
+    data = {"data": {"dataset": "airline-sentiment"}, "tracking": tracking}
+    with pytest.raises(TuneforgeError, match=said):
+        load_config(TrainConfig, data=data)
+    switched_off = load_config(TrainConfig, data={**data, "tracking": {**tracking, "mlflow": False,
+                                                                       "tensorboard": False}})
+    assert not switched_off.tracking.enabled  # written off on purpose: kept off, no error

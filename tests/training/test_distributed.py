@@ -136,3 +136,18 @@ def test_global_batch_must_split_evenly():
     with pytest.raises(TuneforgeError, match=r"train.batch_size = 10 is the global batch.*not divisible by 4.*"
                                              r"batch_size=8 or 12"):
         distributed.check_global_batch(10, 4)
+
+
+@pytest.mark.parametrize(("gpus", "said"), [
+    (2, r'torchrun started 4 processes on this machine, one per GPU, but it has 2 GPU\(s\).*--nproc_per_node 2'),
+    (0, r"this machine has no GPU that torch can use; under torchrun set train.device=cpu"),
+])
+def test_more_processes_than_gpus_is_an_error_naming_the_fix(monkeypatch, gpus, said):
+    # torch.cuda.set_device raised "invalid device ordinal" (a traceback per process) for LOCAL_RANK >= GPUs
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: pytest.fail("set_device was called"))
+    with pytest.raises(TuneforgeError, match=said):
+        distributed.start(torch.device("cuda"), batch_size=8)

@@ -658,10 +658,14 @@ def datasets_list() -> None:
 def datasets_export(
     name: Annotated[str, typer.Argument(help="A built-in dataset name.")],
     folder: Annotated[Path, typer.Argument(help="Folder for train/validation/test.jsonl.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace train/validation/test.jsonl and labels.json if the folder "
+                                                 "already holds them.")] = False,
 ) -> None:
     """Write a built-in dataset's fixed splits as JSONL files."""
     from tuneforge.data import export_splits, load_builtin
+    from tuneforge.data.export import check_export_folder
 
+    check_export_folder(folder, overwrite)
     splits = load_builtin(name)
     paths = export_splits(splits, folder)
     for split, path in paths.items():

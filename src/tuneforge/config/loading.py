@@ -24,14 +24,22 @@ class _Loader(yaml.SafeLoader):
     rejects a key written twice in one mapping instead of silently keeping the last."""
 
     def construct_mapping(self, node, deep=False):  # type: ignore[override]
-        seen: dict[Any, int] = {}
+        seen: dict[Any, tuple[int, str, Any]] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f'the key "{key}" appears twice (lines {seen[key]} and '
-                    f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
-            seen[key] = key_node.start_mark.line + 1
+                first_line, first_text, first_key = seen[key]
+                text = getattr(key_node, "value", key)
+                if isinstance(text, str) and text != first_text:
+                    # `{yes: a, 1: b}`: YAML reads yes as true, and true == 1 in Python: one key, not two
+                    problem = (f'the keys "{first_text}" (line {first_line}) and "{text}" (line {line}) are one key '
+                               f"once YAML reads them ({first_text} is read as {first_key!r}, {text} as {key!r}, "
+                               f'and those are equal); quote them as text: "{first_text}": ..., "{text}": ...')
+                else:
+                    problem = f'the key "{key}" appears twice (lines {first_line} and {line}); keep one'
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+            seen[key] = (line, getattr(key_node, "value", str(key)), key)
         return super().construct_mapping(node, deep=deep)
 
 
@@ -89,6 +97,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             value = parse_yaml(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
+        parts = _path_keys(data, parts)
         target = data
         for part in parts[:-1]:
             nxt = target.get(part)
@@ -102,6 +111,38 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             target = nxt
         target[parts[-1]] = value
     return data
+
+
+# Mappings keyed by config field paths, whose keys hold dots (`search.space.method.r=[4, 8]` sets the key
+# "method.r"), and the fields of their values that an override may also reach (`...learning_rate.high=1e-2`).
+PATH_KEYED = {("search", "space"): ("low", "high", "log", "step")}
+SEARCH_SETTINGS = ("space", "trials", "sampler", "pruner", "startup_trials", "warmup_evals")
+
+
+def _path_keys(data: dict[str, Any], parts: list[str]) -> list[str]:
+    """The keys an override's dotted path walks through, where some keys have dots in them: a key the config
+    already has (``search.space.train.learning_rate.high``), a new one in a mapping keyed by field paths, or a path
+    written straight into search: (its shorthand for search.space)."""
+    keys: list[str] = []
+    target: Any = data
+    i = 0
+    while i < len(parts):
+        found = None
+        if isinstance(target, dict):  # the longest existing key, dots and all
+            found = next((j for j in range(len(parts), i + 1, -1) if ".".join(parts[i:j]) in target), None)
+        tail = PATH_KEYED.get(tuple(keys))
+        if found is None and len(parts) - i > 1:
+            if tail is not None:  # a new field path in search.space
+                found = len(parts) - 1 if parts[-1] in tail and len(parts) - i > 2 else len(parts)
+            elif keys == ["search"] and parts[i] not in SEARCH_SETTINGS:  # search: {method.r: [4, 8]}
+                found = len(parts) - 1 if parts[-1] in PATH_KEYED[("search", "space")] and len(parts) - i > 2 \
+                    else len(parts)
+        end = found if found is not None else i + 1
+        key = ".".join(parts[i:end])
+        keys.append(key)
+        target = target.get(key) if isinstance(target, dict) else None
+        i = end
+    return keys
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
@@ -158,11 +199,16 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
+_UNION_MEMBER = re.compile(r"^[\w-]+\[.*\]$")
+
+
 def format_validation_error(exc: ValidationError, model: type[BaseModel], source: str,
                             node: yaml.Node | None, overrides: list[str] | None = None) -> TuneforgeError:
     problems = []
     for err in exc.errors():
-        loc, section = _walk(model, tuple(err["loc"]))
+        # pydantic names the member of a plain union it tried (`function-after[_ordered(), Range]`, `list[any]`)
+        raw_loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _UNION_MEMBER.match(p)))
+        loc, section = _walk(model, raw_loc)
         dotted = ".".join(str(p) for p in loc)
         override = _override_for(loc, overrides or [], unknown=err["type"] == "extra_forbidden")
         line = None if override else _line_of(node, loc)
@@ -180,15 +226,45 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
             msg = msg[0].lower() + msg[1:]
             if not msg.endswith((".", "?")):
                 msg += "."
-            if override and err["type"] == "string_type" and isinstance(value, dict | list):
-                # YAML reads `{question}` as a mapping and `[x]` as a list: the user meant text
-                key, raw = override.split("=", 1)
-                msg += f' YAML reads {raw} as a {"mapping" if isinstance(value, dict) else "list"}; quote the text: ' \
-                       f"{key}=\"'{raw}'\" (in a shell), or write it quoted in the config file: '{raw}'."
+            if override:
+                msg += _override_hint(override, err["type"], value)
+            if err["type"] == "model_type" and not isinstance(value, dict) and section is not None:
+                # `data: airline-sentiment`, `tracking=tensorboard`: a single value where a section goes
+                sub = _models_in(section.model_fields[str(loc[-1])].annotation) if str(loc[-1]) in \
+                    section.model_fields else []
+                if sub:
+                    keys = list(sub[0].model_fields)
+                    key, example = (str(value), "true") if str(value) in keys else (keys[0], value)
+                    msg = (f"a section, not a single value; give its keys ({', '.join(keys[:6])}"
+                           f"{', ...' if len(keys) > 6 else ''}) under it, e.g. {dotted}.{key}={example} on the "
+                           f"command line or `{dotted}: {{{key}: {example}}}` in the config "
+                           f"(`tuneforge config show` lists them).")
             # A check over the whole config (e.g. two sections that exclude each other) has no key to name.
             problems.append(f'{where}"{dotted}" = {shown}: {msg}' if dotted else f"{where}{msg}")
     return TuneforgeError(f"{source}: the config has {len(problems)} problem(s); fix them and run again:",
                           problems)
+
+
+def _override_hint(override: str, error_type: str, value: Any) -> str:
+    """Why an override's value is not what the user meant: YAML read it as another type, could not read it, or
+    there is no value after the '='."""
+    key, raw = (part.strip() for part in override.split("=", 1))
+    if not raw:
+        return (f' "{key}=" gives no value, which reads as null; write one after the "=" ({key}=VALUE), or leave '
+                "the override out to keep the config's value.")
+    if isinstance(value, str) and value.strip() == raw:
+        try:
+            parse_yaml(raw)
+        except yaml.YAMLError as exc:  # apply_overrides kept the text as it was written
+            problem = (getattr(exc, "problem", None) or str(exc)).split("\n")[0]
+            return f" The value {raw} is not valid YAML ({problem}), so it was kept as text."
+    if error_type == "string_type" and value is not None and not isinstance(value, str):
+        # YAML reads `{question}` as a mapping, `[x]` as a list, `yes` as true, `2024` as a number: the user meant text
+        kind = ("a mapping" if isinstance(value, dict) else "a list" if isinstance(value, list)
+                else "a boolean" if isinstance(value, bool) else "a number")
+        return (f" YAML reads {raw} as {kind}; quote the text: {key}=\"'{raw}'\" (in a shell), or write it quoted "
+                f"in the config file: '{raw}'.")
+    return ""
 
 
 def _override_for(loc: tuple[Any, ...], overrides: list[str], unknown: bool = False) -> str | None:

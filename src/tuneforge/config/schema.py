@@ -45,7 +45,9 @@ class DataConfig(StrictModel):
         if self.dataset is None and self.train is None:
             raise ValueError("give data.dataset (a built-in dataset) or data.train (a file)")
         if self.dataset is not None and self.train is not None:
-            raise ValueError("give either data.dataset or data.train, not both")
+            raise ValueError("give either data.dataset or data.train, not both (on the command line, switch from the "
+                             "config's dataset to a file with data.dataset=null data.train=FILE, and back with "
+                             "data.train=null data.dataset=NAME)")
         return self
 
 

@@ -12,8 +12,27 @@ import tempfile
 from pathlib import Path
 
 from tuneforge.data.records import DatasetSplits, Example
+from tuneforge.errors import TuneforgeError
 
 _CORE = ("text", "text_pair", "label")
+EXPORT_FILES = ("train.jsonl", "validation.jsonl", "test.jsonl", "labels.json")
+
+
+def check_export_folder(folder: Path, overwrite: bool = False) -> None:
+    """Refuse, before anything is written, a folder that is a file (or lies under one) and, unless ``overwrite``,
+    one that already holds files :func:`export_splits` would replace (the user's own data, or an earlier export)."""
+    folder = Path(folder)
+    for parent in (folder, *folder.parents):
+        if parent.exists() and not parent.is_dir():
+            where = "is a file" if parent == folder else f"lies under {parent}, which is a file"
+            raise TuneforgeError(f"{folder} {where}; give a folder for train/validation/test.jsonl and labels.json, "
+                                 "e.g. data/NAME.")
+        if parent.exists():
+            break
+    existing = [name for name in EXPORT_FILES if (folder / name).exists()]
+    if existing and not overwrite:
+        raise TuneforgeError(f"{folder} already holds {', '.join(existing)}, which the export would replace. Give an "
+                             "empty or new folder, or add --overwrite to replace them.")
 
 
 def export_splits(splits: DatasetSplits, folder: Path) -> dict[str, Path]:
@@ -63,8 +82,15 @@ def _write_atomic(path: Path, content: str) -> Path:
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
             file.write(content)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it 0600: readable as a plain new file would be
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -82,7 +82,16 @@ def start(device: torch.device, batch_size: int) -> torch.device:
         if device.index is not None and device.index != int(os.environ.get("LOCAL_RANK", "0")):
             raise TuneforgeError(f'train.device = "{device}" puts every process on the same GPU; under torchrun set '
                                  "train.device=auto or cuda, and each process takes the GPU of its LOCAL_RANK.")
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local_rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+        if local_rank >= gpus:  # torch.cuda.set_device would fail with "invalid device ordinal"
+            if not gpus:
+                raise TuneforgeError(f'train.device = "{device}", but this machine has no GPU that torch can use; '
+                                     "under torchrun set train.device=cpu (gloo) or auto.")
+            processes = os.environ.get("LOCAL_WORLD_SIZE", str(local_rank + 1))
+            raise TuneforgeError(f'train.device = "{device}": torchrun started {processes} processes on this machine, '
+                                 f"one per GPU, but it has {gpus} GPU(s), none left for process {local_rank}. Use "
+                                 f"--nproc_per_node {gpus} (or fewer), or train.device=cpu for gloo on the CPU.")
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
