@@ -31,6 +31,11 @@ def new_run_dir(name: str, output_dir: Path | None) -> Path:
     return Path("runs") / f"{name}-{stamp}"
 
 
+def file_above(path: Path) -> Path | None:
+    """The nearest existing parent of ``path`` that is a file, not a folder (so nothing can be made inside it)."""
+    return next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+
+
 def check_new_folder(folder: Path, what: str) -> None:
     """``folder`` can be created (or is an empty folder) before any work: else an error that says why."""
     if folder.exists() and not folder.is_dir():
@@ -38,13 +43,17 @@ def check_new_folder(folder: Path, what: str) -> None:
     if folder.exists() and any(folder.iterdir()):
         raise TuneforgeError(f"{what} {folder}: the folder exists and is not empty; nothing was written. Choose a "
                              "new folder or remove this one.")
-    blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
+    if (blocker := file_above(folder)) is not None:
         raise TuneforgeError(f"{what} {folder}: {blocker} is a file, so no folder can be made inside it; nothing "
                              "was written. Choose a folder elsewhere.")
 
 
 RESUMABLE = ("train", "pretrain")  # the commands with --resume
+
+
+def recipe_of(record: dict) -> str:
+    """The command that wrote a run, from its run.json: `tuneforge train` runs do not name their recipe."""
+    return record.get("recipe") or "train"
 
 
 def run_record(folder: Path) -> dict | None:
@@ -68,7 +77,7 @@ def output_dir_in_use(folder: Path, command: str) -> str:
     if record is None:
         return (f"{what}, and it is not a tuneforge run folder (no config.yaml and run.json in it), so there is no "
                 f"run in it to resume; nothing was written to it. Choose {new}.")
-    recipe = record.get("recipe") or "train"  # `tuneforge train` runs do not name their recipe
+    recipe = recipe_of(record)
     if (folder / "model").is_dir():
         return f"{what}: it holds a finished run (its model/ folder exists); nothing was written to it. Choose {new}."
     if recipe not in RESUMABLE:
@@ -83,8 +92,7 @@ def check_output_file(output: Path, flag: str = "--output") -> None:
     if output.is_dir():
         example = {"--png": "scores.png", "--html": "explanations.html"}.get(flag, "results.jsonl")
         raise TuneforgeError(f"{flag} {output} is a folder; give a file path inside it, such as {output / example}.")
-    blocked = next((parent for parent in output.parents if parent.exists() and not parent.is_dir()), None)
-    if blocked is not None:
+    if (blocked := file_above(output)) is not None:
         raise TuneforgeError(f"{flag} {output}: {blocked} is a file, so it cannot hold a folder. Choose "
                              "another path.")
 

@@ -26,8 +26,8 @@ from tuneforge.models.attention import restore_attention, use_training_attention
 from tuneforge.models.backbones import load_backbone, resolve_model
 from tuneforge.models.first_token import use_first_token_shortcut
 from tuneforge.models.precision import Precision, autocast, resolve_precision
-from tuneforge.recipes.runfolder import (environment, flatten, new_run_dir, output_dir_in_use, read_json, run_record,
-                                         update_status, write_json)
+from tuneforge.recipes.runfolder import (RESUMABLE, environment, flatten, new_run_dir, output_dir_in_use, read_json,
+                                         recipe_of, run_record, update_status, write_json)
 from tuneforge.run import Run
 from tuneforge.tracking import Tracker, open_tracker
 from tuneforge.tasks import get_task
@@ -64,10 +64,9 @@ def open_run_dir(schema: type, build: Callable[[], Any], resume: str | Path | No
             raise TuneforgeError(f"--resume {run_dir}: no config.yaml there, so it is not a tuneforge run folder.")
         if (run_dir / "model").is_dir():
             raise TuneforgeError(f"--resume {run_dir}: this run already finished (its model/ folder exists).")
-        record = run_record(run_dir) or {}
-        recipe = record.get("recipe") or "train"  # `tuneforge train` runs do not name their recipe
+        recipe = recipe_of(run_record(run_dir) or {})
         if recipe != command:  # its config.yaml would fail the other schema key by key, which says nothing useful
-            fix = f"Continue it with `tuneforge {recipe} --resume {run_dir}`." if recipe in ("train", "pretrain") \
+            fix = f"Continue it with `tuneforge {recipe} --resume {run_dir}`." if recipe in RESUMABLE \
                 else "Only train and pretrain runs resume."
             raise TuneforgeError(f"--resume {run_dir}: it holds a tuneforge {recipe} run, not a {command} run. {fix}")
         return load_config(schema, path=run_dir / "config.yaml", overrides=overrides), run_dir
