@@ -57,10 +57,11 @@ def train(
 
 
 def _config_and_overrides(config: Path | None, overrides: list[str] | None, resume: Path | None,
-                          command: str) -> tuple[Path | None, list[str]]:
+                          command: str, both: str = "") -> tuple[Path | None, list[str]]:
     """The CONFIG argument and the overrides as the recipe takes them. Typer fills CONFIG with the first word, so
     with --resume the first key=value lands there (``--resume RUN train.epochs=5``): it is an override, not a file
-    to look for. A config file given with --resume would be ignored (the run keeps its own config.yaml): refused."""
+    to look for. A config file given with --resume would be ignored (the run keeps its own config.yaml): refused,
+    with ``both`` as the message where the command words it its own way."""
     overrides = list(overrides or [])
     if config is None:
         return None, overrides
@@ -68,9 +69,9 @@ def _config_and_overrides(config: Path | None, overrides: list[str] | None, resu
     if resume is not None:
         if looks_like_override:
             return None, [str(config), *overrides]
-        raise TuneforgeError(f"--resume {resume} continues that run with its own config.yaml, so {config} would be "
-                             f"ignored; give only key=value overrides: tuneforge {command} --resume {resume} "
-                             "train.epochs=5")
+        raise TuneforgeError(both or f"--resume {resume} continues that run with its own config.yaml, so {config} "
+                             f"would be ignored; give only key=value overrides: tuneforge {command} --resume "
+                             f"{resume} train.epochs=5")
     if looks_like_override:
         raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
                              f"tuneforge {command} CONFIG.yaml {config}")
@@ -144,17 +145,12 @@ def tune(
     """Hyperparameter search with Optuna: train a trial per sample, prune bad ones, write best.yaml."""
     from tuneforge.tune import tune as tune_recipe
 
-    if resume is not None and config is not None and "=" in str(config) and not config.exists():
-        overrides, config = [str(config), *(overrides or [])], None  # --resume DIR key=value: no config to give
-    if resume is not None and config is not None:
-        raise TuneforgeError(f"Give a config or --resume, not both: a resumed study keeps its own "
-                             f"{resume / 'config.yaml'} (the {config} given here would be ignored). Change it with "
-                             f"key=value overrides: tuneforge tune --resume {resume} train.epochs=2")
-    if config is not None and "=" in str(config) and not config.exists():
-        raise TuneforgeError(f'"{config}" looks like an override; the config file comes first: '
-                             f"tuneforge tune CONFIG.yaml {config}")
-    result = tune_recipe(config, list(overrides or []), trials=trials, output_dir=output, resume=resume,
-                         progress=not quiet)
+    config, overrides = _config_and_overrides(
+        config, overrides, resume, "tune",
+        both=f"Give a config or --resume, not both: a resumed study keeps its own {resume / 'config.yaml'} (the "
+             f"{config} given here would be ignored). Change it with key=value overrides: tuneforge tune --resume "
+             f"{resume} train.epochs=2" if resume is not None else "")
+    result = tune_recipe(config, overrides, trials=trials, output_dir=output, resume=resume, progress=not quiet)
     out.print((result.dir / "trials.md").read_text(encoding="utf-8"))
     if result.best_config is None:
         out.print(f"no trial finished (all pruned or failed); see {result.dir / 'trials.md'}")
